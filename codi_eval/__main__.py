@@ -1,0 +1,3 @@
+from codi_eval.cli import main
+
+main()

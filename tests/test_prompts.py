@@ -1,0 +1,119 @@
+"""The prompt registry: idempotent seeding, immutable versions, rendering that names what is missing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codi_eval.errors import InputError, NotFound
+from codi_eval.prompts import (
+    PromptConflict,
+    get_prompt,
+    list_prompts,
+    load_prompt_file,
+    parse_ref,
+    render_prompt,
+    seed_prompts,
+)
+from codi_eval.store.engine import Store
+from codi_eval.templates import TemplateError, render, variables
+from tests.cli_helpers import ROOT, run_cli
+
+PROMPTS = ROOT / "configs" / "prompts"
+
+
+async def test_seeding_twice_changes_nothing_the_second_time(store: Store) -> None:
+    first = await seed_prompts(store, PROMPTS)
+    assert {"cod_iteration@1", "cod_iteration@2", "cod_final@1", "summary_judge@1"} <= set(first.created)
+    second = await seed_prompts(store, PROMPTS)
+    assert second.created == []
+    assert sorted(second.unchanged) == sorted(first.created)
+    assert len(await list_prompts(store)) == len(first.created)
+
+
+async def test_a_changed_template_under_an_existing_version_is_refused(store: Store, tmp_path: Path) -> None:
+    shutil.copytree(PROMPTS, tmp_path / "p")
+    await seed_prompts(store, tmp_path / "p")
+    target = tmp_path / "p" / "cod_final_v1.yaml"
+    target.write_text(target.read_text().replace("extremely dense", "very dense"))
+    with pytest.raises(PromptConflict) as info:
+        await seed_prompts(store, tmp_path / "p")
+    assert "cod_final_v1.yaml" in str(info.value) and "new version" in str(info.value)
+    # nothing half-applied: the stored template is still the original
+    assert "extremely dense" in (await get_prompt(store, "cod_final@1")).template
+
+
+async def test_references_resolve_and_unknown_versions_list_what_exists(store: Store) -> None:
+    await seed_prompts(store, PROMPTS)
+    assert (await get_prompt(store, "cod_iteration@2")).version == 2
+    assert (await get_prompt(store, "cod_iteration")).version == 2  # latest
+    with pytest.raises(NotFound, match="cod_iteration@1, cod_iteration@2"):
+        await get_prompt(store, "cod_iteration@9")
+    prompt = await get_prompt(store, "summary_judge@1")
+    with pytest.raises(TemplateError, match="summary"):
+        render_prompt(prompt, {"code": "x", "instruction": "y"})
+
+
+def test_prompt_file_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nversion: one\ntemplate: hi\n")
+    with pytest.raises(InputError) as info:
+        load_prompt_file(bad)
+    assert str(info.value).startswith(f"{bad}:2: field 'version'")
+    bad.write_text("name: x\nversion: 1\ntemplate: hi\ntemplat: typo\n")
+    with pytest.raises(InputError, match="field 'templat'"):
+        load_prompt_file(bad)
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_prompt_file(bad)
+
+
+def test_parse_ref() -> None:
+    assert parse_ref("cod_iteration@2") == ("cod_iteration", 2)
+    assert parse_ref("summary_judge") == ("summary_judge", None)
+    with pytest.raises(InputError):
+        parse_ref("Bad Ref@x")
+
+
+names = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)
+text_parts = st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=20)
+
+
+@given(st.lists(st.tuples(text_parts, names), min_size=1, max_size=6), st.data())
+def test_render_fills_every_placeholder_exactly_once(parts: list[tuple[str, str]], data: st.DataObject) -> None:
+    template = "".join(f"{text}{{{{ {name} }}}}" for text, name in parts)
+    # Values may themselves look like placeholders; they must be inserted literally.
+    values = {name: data.draw(st.text(max_size=15) | st.just("{{" + name + "}}")) for _, name in parts}
+    out = render(template, values)
+    assert out == "".join(f"{text}{values[name]}" for text, name in parts)
+    assert variables(template) == list(dict.fromkeys(name for _, name in parts))
+
+
+@given(st.lists(names, min_size=1, max_size=5, unique=True), st.data())
+def test_render_names_every_missing_variable(all_names: list[str], data: st.DataObject) -> None:
+    template = " ".join("{{" + n + "}}" for n in all_names)
+    given_names = data.draw(st.sets(st.sampled_from(all_names), max_size=len(all_names) - 1))
+    with pytest.raises(TemplateError) as info:
+        render(template, {n: "v" for n in given_names})
+    assert set(info.value.missing) == set(all_names) - given_names
+
+
+def test_cli_seed_is_idempotent_and_a_changed_version_exits_2(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    prompts = tmp_path / "prompts"
+    shutil.copytree(PROMPTS, prompts)
+    first = run_cli("prompts", "seed", "--dir", str(prompts), "--json", db_url=db)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("prompts", "seed", "--dir", str(prompts), db_url=db)
+    assert second.returncode == 0 and "0 created" in second.stdout
+    (prompts / "cod_iteration_v1.yaml").write_text(
+        (prompts / "cod_iteration_v1.yaml").read_text().replace("concise", "brief"))
+    third = run_cli("prompts", "seed", "--dir", str(prompts), db_url=db)
+    assert third.returncode == 2
+    assert "cod_iteration_v1.yaml" in third.stderr and "cod_iteration@1" in third.stderr
+    listed = run_cli("prompts", "list", "--json", db_url=db)
+    assert listed.returncode == 0 and '"cod_iteration@1"' in listed.stdout

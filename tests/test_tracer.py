@@ -1,0 +1,165 @@
+"""The tracer: nesting per asyncio task, errors recorded and re-raised, batching, no-op when off."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from sqlalchemy import func, select
+
+from codi_eval.ids import uuid7, uuid7_time_ms
+from codi_eval.store.engine import Store
+from codi_eval.store.models import Evaluation, Span, Trace
+from codi_eval.tracing import NOOP, CollectingSink, StoreSink, Tracer
+
+
+async def _summarize_like(tracer: Tracer, i: int) -> None:
+    async with tracer.trace(f"trace-{i}", trace_type="summarization", input={"i": i}) as t:
+        async with tracer.span("chain_of_density", metadata={"i": i}):
+            for step in range(3):
+                async with tracer.span(f"iteration {step + 1}", type="llm", metadata={"i": i}) as s:
+                    await asyncio.sleep(random.random() / 1000)
+                    s.set_usage(10 * (step + 1), 5)
+        async with tracer.span("judge", type="judge", metadata={"i": i}):
+            await asyncio.sleep(random.random() / 1000)
+            tracer.evaluation("summary_quality", i / 1000, "fine")
+        t.set_output({"i": i})
+
+
+async def test_200_concurrent_traces_each_keep_their_own_tree() -> None:
+    sink = CollectingSink()
+    tracer = Tracer(sink)
+    await asyncio.gather(*(_summarize_like(tracer, i) for i in range(200)))
+    assert len(sink.trees) == 200
+    for tree in sink.trees:
+        i = tree.trace.input["i"]
+        assert tree.trace.output == {"i": i}
+        assert len(tree.spans) == 5
+        assert {s.trace_id for s in tree.spans} == {tree.trace.id}
+        assert all(s.metadata["i"] == i for s in tree.spans)  # no span leaked across tasks
+        by_name = {s.name: s for s in tree.spans}
+        cod = by_name["chain_of_density"]
+        assert cod.parent_span_id is None
+        for step in (1, 2, 3):
+            assert by_name[f"iteration {step}"].parent_span_id == cod.id
+        assert by_name["judge"].parent_span_id is None
+        assert [e.score for e in tree.evaluations] == [i / 1000]
+
+
+async def test_exception_in_a_span_is_recorded_and_reraised() -> None:
+    sink = CollectingSink()
+    tracer = Tracer(sink)
+    with pytest.raises(ZeroDivisionError):
+        async with tracer.trace("boom"):
+            async with tracer.span("outer"):
+                async with tracer.span("inner", type="tool"):
+                    1 / 0  # noqa: B018
+    tree = sink.trees[0]
+    assert tree.trace.status == "error" and tree.trace.error["type"] == "ZeroDivisionError"
+    assert {s.name: s.status for s in tree.spans} == {"inner": "error", "outer": "error"}
+    assert all(s.end_time is not None and s.duration_ms >= 0 for s in tree.spans)
+
+
+async def test_decorator_records_inputs_outputs_and_nesting() -> None:
+    sink = CollectingSink()
+    tracer = Tracer(sink)
+
+    @tracer.track(type="tool")
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    @tracer.track()
+    def double(x: int) -> int:
+        return 2 * x
+
+    async with tracer.trace("t"):
+        async with tracer.span("parent") as parent:
+            assert await add(2, 3) == 5
+            assert double(4) == 8
+    spans = {s.name: s for s in sink.trees[0].spans}
+    assert spans[add.__qualname__].input == {"a": 2, "b": 3}
+    assert spans[add.__qualname__].output == 5
+    assert spans[add.__qualname__].parent_span_id == parent.id
+    assert spans[double.__qualname__].output == 8
+
+
+async def test_disabled_tracing_records_nothing_and_still_runs_the_code() -> None:
+    sink = CollectingSink()
+    tracer = Tracer(sink, enabled=False)
+
+    @tracer.track()
+    async def work() -> str:
+        return "done"
+
+    async with tracer.trace("t") as t:
+        assert t is NOOP
+        async with tracer.span("s") as s:
+            assert s is NOOP
+            s.set_usage(1, 2)
+            assert await work() == "done"
+    assert sink.trees == []
+
+
+async def test_a_per_call_disabled_trace_hides_spans_even_inside_an_enabled_one() -> None:
+    sink = CollectingSink()
+    tracer = Tracer(sink)
+    async with tracer.trace("outer"):
+        async with tracer.trace("opted-out", enabled=False):
+            async with tracer.span("secret work") as s:
+                assert s is NOOP
+    assert [t.trace.name for t in sink.trees] == ["outer"]
+    assert sink.trees[0].spans == []
+
+
+async def test_secrets_never_reach_a_trace() -> None:
+    sink = CollectingSink()
+    tracer = Tracer(sink)
+    async with tracer.trace("t", input={"code": "x", "opik_api_key": "sk-live-123"}):
+        async with tracer.span("s", input={"headers": {"Authorization": "Bearer abc"}}):
+            pass
+    row = sink.trees[0].trace.row()
+    assert "sk-live-123" not in str(row)
+    assert "Bearer abc" not in str(sink.trees[0].spans[0].row())
+
+
+def test_uuid7_ids_are_version_7_and_time_ordered() -> None:
+    ids = [uuid7() for _ in range(5000)]
+    assert all(i.version == 7 and i.variant == "specified in RFC 4122" for i in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert uuid7_time_ms(ids[-1]) >= uuid7_time_ms(ids[0])
+
+
+async def test_store_sink_writes_a_burst_in_few_transactions(store: Store) -> None:
+    sink = StoreSink(store, max_batch=256, max_delay_s=0.05)
+    tracer = Tracer(sink)
+    await asyncio.gather(*(_summarize_like(tracer, i) for i in range(120)))
+    await sink.close()
+    async with store.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Trace)) == 120
+        assert await session.scalar(select(func.count()).select_from(Span)) == 600
+        assert await session.scalar(select(func.count()).select_from(Evaluation)) == 120
+        llm = (await session.scalars(select(Span).where(Span.name == "iteration 2"))).first()
+        assert llm is not None and llm.prompt_tokens == 20 and llm.total_tokens == 25
+    assert sink.batches_written <= 10  # 120 trees, not 120 round trips
+
+
+async def test_a_trace_that_cannot_be_stored_fails_its_submitter_not_its_neighbours(store: Store) -> None:
+    sink = StoreSink(store, max_delay_s=0.05)
+    tracer = Tracer(sink)
+
+    async def bad() -> None:
+        async with tracer.trace("bad", user_id=999_999):  # no such user: FK violation
+            pass
+
+    async def good(i: int) -> None:
+        async with tracer.trace(f"good-{i}"):
+            pass
+
+    results = await asyncio.gather(bad(), *(good(i) for i in range(5)), return_exceptions=True)
+    await sink.close()
+    assert isinstance(results[0], Exception)
+    assert results[1:] == [None] * 5
+    async with store.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Trace)) == 5
