@@ -1,0 +1,733 @@
+"""Code datasets: JSONL rows of code to summarise, how to validate them and how to build them.
+
+A dataset file holds one JSON object per line::
+
+    {"id": "json.encoder:JSONEncoder.encode", "language": "python", "code": "def encode...",
+     "reference": "Return a JSON string representation of a Python data structure.",
+     "source": {"module": "json.encoder", "qualname": "JSONEncoder.encode",
+                "path": "json/encoder.py", "lineno": 182}}
+
+``id``, ``language``, ``code`` and ``source`` are required, ``instruction`` and
+``reference`` optional. Loading refuses a bad file with a :class:`DatasetError` whose
+message names the file, the 1-based line and the field, so ``codi-eval`` can exit 2 with
+a message a user can act on.
+
+:func:`build_from_modules` extracts (code, docstring summary) pairs from Python source
+following the CodeSearchNet rules (see ``datasets/README.md``).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.machinery
+import importlib.util
+import io
+import json
+import math
+import os
+import pkgutil
+import random
+import re
+import tempfile
+import tokenize
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ALLOWED_FIELDS",
+    "DatasetError",
+    "DatasetIssue",
+    "DatasetItem",
+    "build_from_modules",
+    "content_hash",
+    "iter_jsonl",
+    "load_jsonl",
+    "validate_rows",
+    "write_jsonl",
+]
+
+ALLOWED_FIELDS: tuple[str, ...] = ("id", "language", "code", "instruction", "reference", "source")
+REQUIRED_FIELDS: tuple[str, ...] = ("id", "language", "code", "source")
+_HASH_PREFIX = b"codi-eval-dataset-v1\n"
+DEFAULT_MAX_ERRORS = 20
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class DatasetIssue:
+    """One problem in a dataset: where it is (file, 1-based line, field) and what is wrong."""
+
+    location: str
+    message: str
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.location if self.line is None else f"{self.location}:{self.line}"
+        what = self.message if self.field is None else f"field '{self.field}': {self.message}"
+        return f"{where}: {what}"
+
+
+class DatasetError(ValueError):
+    """A dataset could not be loaded or built; ``errors`` lists every problem found.
+
+    ``str(error)`` is the first problem when there is one, else a count followed by one
+    problem per line.
+    """
+
+    def __init__(self, errors: list[DatasetIssue], *, truncated: bool = False) -> None:
+        if not errors:
+            raise ValueError("DatasetError needs at least one issue")
+        self.errors = list(errors)
+        self.truncated = truncated
+        if len(errors) == 1 and not truncated:
+            message = str(errors[0])
+        else:
+            more = f" (stopped after {len(errors)})" if truncated else ""
+            lines = "\n".join(f"  {issue}" for issue in errors)
+            message = f"{len(errors)} problems in {errors[0].location}{more}:\n{lines}"
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _field_problems(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for every way ``row`` is not a valid dataset row, in field order."""
+    problems: list[tuple[str, str]] = []
+    for key in row:
+        if key not in ALLOWED_FIELDS:
+            allowed = ", ".join(ALLOWED_FIELDS)
+            problems.append((str(key), f"unknown field; allowed fields are {allowed}"))
+    for key in ("id", "language", "code"):
+        if key not in row:
+            problems.append((key, "is required"))
+        elif not isinstance(row[key], str) or not row[key].strip():
+            problems.append((key, "must be a non-empty string"))
+    for key in ("instruction", "reference"):
+        value = row.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            problems.append((key, "must be a non-empty string when present"))
+    if "source" not in row:
+        problems.append(("source", "is required"))
+    else:
+        source = row["source"]
+        if isinstance(source, str):
+            if not source.strip():
+                problems.append(("source", "must be a non-empty string or an object"))
+        elif isinstance(source, Mapping):
+            problem = _json_value_problem(source)
+            if problem:
+                problems.append(("source", problem))
+        else:
+            problems.append(("source", "must be a non-empty string or an object"))
+    return problems
+
+
+def _json_value_problem(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` cannot be written as standard JSON, or None when it can."""
+    if depth > 64:
+        return "is nested too deeply"
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "contains a non-finite number"
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                return "object keys must be strings"
+            problem = _json_value_problem(inner, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for inner in value:
+            problem = _json_value_problem(inner, depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"contains a value JSON cannot hold ({type(value).__name__})"
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One piece of code to summarise, with an optional instruction and reference summary.
+
+    Construction validates the fields (``ValueError`` naming the field otherwise), so every
+    item can be written back as a valid row. ``source`` is a JSON object (treat it as
+    read-only) or a string saying where the code came from.
+    """
+
+    id: str
+    language: str
+    code: str
+    source: dict[str, Any] | str
+    instruction: str | None = None
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = _field_problems(
+            {k: v for k, v in self._fields().items() if v is not None or k in REQUIRED_FIELDS}
+        )
+        if problems:
+            field, message = problems[0]
+            raise ValueError(f"field '{field}': {message}")
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "language": self.language,
+            "code": self.code,
+            "instruction": self.instruction,
+            "reference": self.reference,
+            "source": self.source,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as a fresh JSON-ready dict in canonical key order; absent optionals omitted."""
+        row = {k: v for k, v in self._fields().items() if v is not None}
+        if isinstance(self.source, Mapping):
+            row["source"] = json.loads(json.dumps(self.source))  # deep copy, callers may mutate
+        return row
+
+    def __hash__(self) -> int:
+        return hash(_canonical(self))
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> DatasetItem:
+        """An item from a parsed row; ``ValueError`` naming the first bad field otherwise."""
+        problems = _field_problems(row)
+        if problems:
+            field, message = problems[0]
+            raise ValueError(f"field '{field}': {message}")
+        source = row["source"]
+        return cls(
+            id=row["id"],
+            language=row["language"],
+            code=row["code"],
+            source=dict(source) if isinstance(source, Mapping) else source,
+            instruction=row.get("instruction"),
+            reference=row.get("reference"),
+        )
+
+
+def _canonical(item: DatasetItem) -> str:
+    return json.dumps(
+        item.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+
+
+def content_hash(items: Iterable[DatasetItem]) -> str:
+    """Hex sha256 of the items' canonical JSON (sorted keys, compact, UTF-8), one per line.
+
+    Order-sensitive, independent of the file's formatting, and the same on every run and
+    platform; any change to any field of any item changes it.
+    """
+    digest = hashlib.sha256(_HASH_PREFIX)
+    for item in items:
+        digest.update(_canonical(item).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_row(
+    raw: str | bytes | Mapping[str, Any], location: str, line: int
+) -> DatasetItem | list[DatasetIssue] | None:
+    """An item, the issues that stop this row being one, or None for a blank line."""
+
+    def issue(message: str, field: str | None = None) -> list[DatasetIssue]:
+        return [DatasetIssue(location, message, line, field)]
+
+    if isinstance(raw, Mapping):
+        obj: Any = raw
+    elif not isinstance(raw, (str, bytes)):  # a parsed row that is not an object
+        return issue(f"expected a JSON object, got {_json_kind(raw)}")
+    else:
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                return issue(f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        if not raw.strip():
+            return None
+        try:
+            obj = json.loads(
+                raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant
+            )
+        except _DuplicateKey as exc:
+            return issue("appears more than once in the object", exc.key)
+        except json.JSONDecodeError as exc:
+            return issue(f"invalid JSON: {exc.msg} (column {exc.colno})")
+        except (ValueError, RecursionError) as exc:
+            return issue(f"invalid JSON: {exc if isinstance(exc, ValueError) else 'too deep'}")
+        if not isinstance(obj, dict):
+            return issue(f"expected a JSON object, got {_json_kind(obj)}")
+    problems = _field_problems(obj)
+    if problems:
+        return [DatasetIssue(location, message, line, field) for field, message in problems]
+    return DatasetItem.from_json(obj)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a number"
+
+
+def validate_rows(
+    rows: Iterable[str | bytes | Mapping[str, Any]],
+    *,
+    path: str | os.PathLike[str] = "<rows>",
+    max_errors: int = DEFAULT_MAX_ERRORS,
+) -> list[DatasetItem]:
+    """Validate rows (JSONL lines, or already-parsed objects) and return them as items.
+
+    Rows are numbered from 1; blank lines are skipped but keep their number. Every
+    problem is collected, up to ``max_errors``, and raised together as one
+    :class:`DatasetError` (``.errors`` holds them; ``.truncated`` says more were left out).
+    Ids must be unique; a duplicate names both lines.
+    """
+    if max_errors < 1:
+        raise ValueError("max_errors must be at least 1")
+    location = os.fspath(path)
+    items: list[DatasetItem] = []
+    errors: list[DatasetIssue] = []
+    first_line: dict[str, int] = {}
+    for line, raw in enumerate(rows, start=1):
+        parsed = _parse_row(raw, location, line)
+        if parsed is None:
+            continue
+        if isinstance(parsed, list):
+            errors.extend(parsed)
+        elif parsed.id in first_line:
+            errors.append(
+                DatasetIssue(
+                    location,
+                    f"duplicate id {parsed.id!r} (first on line {first_line[parsed.id]})",
+                    line,
+                    "id",
+                )
+            )
+        else:
+            first_line[parsed.id] = line
+            items.append(parsed)
+        if len(errors) >= max_errors:
+            raise DatasetError(errors[:max_errors], truncated=True)
+    if errors:
+        raise DatasetError(errors)
+    return items
+
+
+def _binary_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise DatasetError(
+            [DatasetIssue(os.fspath(path), f"cannot read: {exc.strerror or exc}")]
+        ) from exc
+    with handle:
+        for raw in handle:
+            yield raw.rstrip(b"\r\n") if raw.endswith(b"\n") else raw
+
+
+def load_jsonl(
+    path: str | os.PathLike[str], *, max_errors: int = DEFAULT_MAX_ERRORS
+) -> list[DatasetItem]:
+    """Every item in a JSONL dataset file, in file order.
+
+    Raises :class:`DatasetError` listing up to ``max_errors`` problems (file, line, field)
+    when the file is unreadable or any row is invalid; never returns a partial dataset.
+    """
+    return validate_rows(_binary_lines(path), path=path, max_errors=max_errors)
+
+
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[DatasetItem]:
+    """Yield the items of a JSONL dataset file one at a time, without reading it whole.
+
+    Stops with a :class:`DatasetError` (file, line, field) at the first invalid row or
+    duplicate id; the items before it have already been yielded.
+    """
+    location = os.fspath(path)
+    first_line: dict[str, int] = {}
+    for line, raw in enumerate(_binary_lines(path), start=1):
+        parsed = _parse_row(raw, location, line)
+        if parsed is None:
+            continue
+        if isinstance(parsed, list):
+            raise DatasetError(parsed)
+        if parsed.id in first_line:
+            raise DatasetError(
+                [
+                    DatasetIssue(
+                        location,
+                        f"duplicate id {parsed.id!r} (first on line {first_line[parsed.id]})",
+                        line,
+                        "id",
+                    )
+                ]
+            )
+        first_line[parsed.id] = line
+        yield parsed
+
+
+def write_jsonl(items: Iterable[DatasetItem], path: str | os.PathLike[str]) -> int:
+    """Write items as UTF-8 JSONL (one compact object per line, canonical key order).
+
+    The file is replaced atomically, parent directories are created, and duplicate ids
+    are refused with :class:`DatasetError` before anything is written. Returns the
+    number of rows written; :func:`load_jsonl` reads back equal items.
+    """
+    target = Path(path)
+    lines: list[str] = []
+    seen: dict[str, int] = {}
+    for number, item in enumerate(items, start=1):
+        if item.id in seen:
+            raise DatasetError(
+                [
+                    DatasetIssue(
+                        os.fspath(target),
+                        f"duplicate id {item.id!r} (first at row {seen[item.id]})",
+                        number,
+                        "id",
+                    )
+                ]
+            )
+        seen[item.id] = number
+        lines.append(json.dumps(item.to_json(), ensure_ascii=False, allow_nan=False))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.writelines(line + "\n" for line in lines)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(lines)
+
+
+# --------------------------------------------------------------------------- building
+
+_WORD = re.compile(r"\w+")
+_CODE_TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\S")
+
+
+@dataclass(frozen=True)
+class _SourceFile:
+    module: str
+    path: Path
+    relpath: str
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    item: DatasetItem
+    signature: str
+    tokens: frozenset[str]
+
+
+def _module_error(module: str, message: str) -> DatasetError:
+    return DatasetError([DatasetIssue(f"module {module!r}", message)])
+
+
+def _python_file(spec: importlib.machinery.ModuleSpec) -> Path | None:
+    origin = spec.origin
+    if origin == "frozen":  # e.g. posixpath, os, codecs in 3.11: the loader knows the file
+        origin = getattr(spec.loader_state, "filename", None)
+    if origin and origin.endswith(".py") and os.path.isfile(origin):
+        return Path(origin)
+    return None
+
+
+def _relative_to_root(module: str, file: Path) -> str:
+    """The file's path below the directory its top-level package lives in (posix style)."""
+    depth = module.count(".") + (2 if file.name == "__init__.py" else 1)
+    return "/".join(file.parts[-depth:])
+
+
+def _source_files(modules: Iterable[str]) -> list[_SourceFile]:
+    """The Python files for ``modules`` and, for packages, all their non-test submodules."""
+    files: dict[str, _SourceFile] = {}
+
+    def add_package(package: str, search: Iterable[str]) -> None:
+        paths = list(search)
+        for info in sorted(pkgutil.iter_modules(paths), key=lambda m: m.name):
+            if "test" in info.name.lower():  # test suites are not documentation
+                continue
+            name = f"{package}.{info.name}"
+            # Searching the package's own directories finds the file without importing it.
+            sub = importlib.machinery.PathFinder.find_spec(name, paths)
+            if sub is None:
+                continue
+            file = _python_file(sub)
+            if file is not None:
+                files.setdefault(name, _SourceFile(name, file, _relative_to_root(name, file)))
+            if sub.submodule_search_locations:
+                add_package(name, sub.submodule_search_locations)
+
+    for module in modules:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as exc:
+            raise _module_error(module, f"cannot be found ({exc})") from exc
+        if spec is None and "." not in module:
+            spec = importlib.machinery.PathFinder.find_spec(module)
+        if spec is None:
+            raise _module_error(module, "cannot be found")
+        file = _python_file(spec)
+        if file is None:
+            raise _module_error(module, "has no Python source (built-in or extension module)")
+        files.setdefault(module, _SourceFile(module, file, _relative_to_root(module, file)))
+        if spec.submodule_search_locations:
+            add_package(module, spec.submodule_search_locations)
+    return sorted(files.values(), key=lambda f: f.module)
+
+
+def _summary(docstring: str, name: str) -> str:
+    """The docstring's first paragraph, whitespace-normalised, after any signature lines.
+
+    Old-style docstrings open with the call signature (``wrap(text : string) -> [string]``);
+    leading lines that start with ``name(`` (or the name without leading underscores) say
+    nothing a reader cannot see in the code, so they are skipped.
+    """
+    lines = docstring.strip().split("\n")
+    signature = re.compile(rf"(?:{re.escape(name)}|{re.escape(name.lstrip('_'))})\(")
+    while lines and signature.match(lines[0].strip()):
+        line = lines.pop(0)
+        depth = line.count("(") - line.count(")")
+        # A signature continued on the next lines: open parentheses or a trailing arrow.
+        while lines and (depth > 0 or line.rstrip().endswith(">")):
+            line = lines.pop(0)
+            depth += line.count("(") - line.count(")")
+    paragraph = re.split(r"\n\s*\n", "\n".join(lines).strip(), maxsplit=1)[0]
+    return " ".join(paragraph.split())
+
+
+def _code_tokens(code: str) -> frozenset[str]:
+    """Code tokens without comments, layout or docstrings, for near-duplicate detection."""
+    tokens: set[str] = set()
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type not in skip and tok.string:
+                tokens.add(tok.string)
+    except (tokenize.TokenError, SyntaxError):
+        return frozenset(_CODE_TOKEN.findall(code))
+    return frozenset(tokens)
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 1.0
+
+
+def _functions(
+    body: list[ast.stmt], prefix: str
+) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """(qualname, node) for functions defined directly in a module or (nested) class body."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield f"{prefix}{node.name}", node
+        elif isinstance(node, ast.ClassDef):
+            yield from _functions(node.body, f"{prefix}{node.name}.")
+
+
+def _starts_own_line(line: str, col: int) -> bool:
+    return not line.encode("utf-8")[:col].strip()
+
+
+def _extract(
+    file: _SourceFile,
+    lines: list[str],
+    qualname: str,
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    *,
+    min_lines: int,
+    max_lines: int | None,
+    min_doc_tokens: int,
+) -> _Candidate | None:
+    """The dataset item for one function, or None when a CodeSearchNet rule drops it."""
+    name = node.name
+    if name.startswith("__") and name.endswith("__"):  # constructors and dunders
+        return None
+    if "test" in qualname.lower():
+        return None
+    docstring = ast.get_docstring(node, clean=True)
+    if not docstring or len(node.body) < 2:  # undocumented, or nothing but a docstring
+        return None
+    reference = _summary(docstring, name)
+    if not reference or len(_WORD.findall(reference)) < min_doc_tokens:
+        return None
+    doc = node.body[0]
+    assert doc.end_lineno is not None and node.end_lineno is not None
+    # The docstring must sit on lines of its own so that removing them leaves valid code.
+    if not _starts_own_line(lines[doc.lineno - 1], doc.col_offset):
+        return None
+    if node.body[1].lineno <= doc.end_lineno:
+        return None
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    after_doc = doc.end_lineno + 1
+    while after_doc < node.body[1].lineno and not lines[after_doc - 1].strip():
+        after_doc += 1  # the blank lines that separated the docstring from the body
+    kept = list(range(start, doc.lineno)) + list(range(after_doc, node.end_lineno + 1))
+    counted = sum(1 for n in kept if n >= node.lineno and lines[n - 1].strip())
+    if counted < min_lines or (max_lines is not None and counted > max_lines):
+        return None
+    first = lines[start - 1]
+    indent = first[: len(first) - len(first.lstrip())]
+    code = "\n".join(
+        lines[n - 1][len(indent) :] if lines[n - 1].startswith(indent) else lines[n - 1]
+        for n in kept
+    ).rstrip()
+    item = DatasetItem(
+        id=f"{file.module}:{qualname}",
+        language="python",
+        code=code,
+        reference=reference,
+        source={
+            "module": file.module,
+            "qualname": qualname,
+            "path": file.relpath,
+            "lineno": node.lineno,
+        },
+    )
+    signature = f"{name}({ast.unparse(node.args)})"
+    return _Candidate(item, signature, _code_tokens(code))
+
+
+def _candidates(
+    file: _SourceFile, *, min_lines: int, max_lines: int | None, min_doc_tokens: int
+) -> list[_Candidate]:
+    try:
+        with tokenize.open(file.path) as handle:
+            text = handle.read()
+        tree = ast.parse(text, filename=str(file.path))
+    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        raise _module_error(file.module, f"cannot parse {file.path}: {exc}") from exc
+    lines = text.split("\n")
+    found: list[_Candidate] = []
+    seen: set[str] = set()
+    for qualname, node in _functions(tree.body, ""):
+        if qualname in seen:  # a redefinition (property setter, platform variant): keep the first
+            continue
+        seen.add(qualname)
+        candidate = _extract(
+            file,
+            lines,
+            qualname,
+            node,
+            min_lines=min_lines,
+            max_lines=max_lines,
+            min_doc_tokens=min_doc_tokens,
+        )
+        if candidate is not None:
+            found.append(candidate)
+    return found
+
+
+def _without_near_duplicates(candidates: list[_Candidate], threshold: float) -> list[_Candidate]:
+    """Keep the first of each group of near-duplicates, in the order given."""
+    kept: list[_Candidate] = []
+    seen_pairs: set[tuple[str, str]] = set()
+    for cand in candidates:
+        pair = (cand.item.reference or "", cand.signature)
+        if pair in seen_pairs:
+            continue
+        size = len(cand.tokens)
+        duplicate = False
+        for other in kept:
+            other_size = len(other.tokens)
+            # Jaccard >= t needs min/max size >= t: skip the set arithmetic when impossible.
+            if min(size, other_size) < threshold * max(size, other_size):
+                continue
+            if _jaccard(cand.tokens, other.tokens) >= threshold:
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(cand)
+            seen_pairs.add(pair)
+    return kept
+
+
+def build_from_modules(
+    modules: list[str],
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    min_lines: int = 3,
+    max_lines: int | None = 60,
+    min_doc_tokens: int = 3,
+    dedup_threshold: float = 0.9,
+) -> list[DatasetItem]:
+    """Documented functions and methods from Python modules as (code, reference) items.
+
+    Each named module is located with :func:`importlib.util.find_spec` (a package brings
+    all its submodules except those whose name contains "test") and its source is parsed
+    with :mod:`ast`; nothing is executed beyond importing parent packages. Following
+    CodeSearchNet, an item is a module-level function or a (nested) class's method that:
+
+    * has a docstring; ``reference`` is its first paragraph, whitespace-normalised (leading
+      lines that only repeat the call signature, ``name(...) -> ...``, are skipped first),
+      and the docstring is removed from ``code`` (decorators kept, dedented to column 0);
+    * has at least ``min_lines`` and at most ``max_lines`` non-blank lines, counted from the
+      ``def`` line after the docstring is removed;
+    * has at least ``min_doc_tokens`` word tokens in ``reference``;
+    * is not a dunder or constructor (``__init__``, ``__repr__``...) and has no "test"
+      (any case) in its qualified name; private helpers are kept.
+
+    Near-duplicates are removed, keeping the item with the smallest id: code token sets
+    with Jaccard similarity >= ``dedup_threshold``, or the same reference and signature.
+    Items are returned sorted by id. With ``limit``, a ``random.Random(seed)`` shuffle of
+    that sorted list picks the items, which are then sorted by id again. The same modules
+    (in any order), Python version and arguments give identical output.
+
+    Raises :class:`DatasetError` naming the module when it cannot be found, has no Python
+    source, or cannot be parsed.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    files = _source_files(dict.fromkeys(modules))
+    candidates = [
+        cand
+        for file in files
+        for cand in _candidates(
+            file, min_lines=min_lines, max_lines=max_lines, min_doc_tokens=min_doc_tokens
+        )
+    ]
+    candidates.sort(key=lambda c: c.item.id)
+    items = [c.item for c in _without_near_duplicates(candidates, dedup_threshold)]
+    if limit is not None and limit < len(items):
+        random.Random(seed).shuffle(items)
+        items = sorted(items[:limit], key=lambda i: i.id)
+    return items
