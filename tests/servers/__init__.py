@@ -1,0 +1,1 @@
+"""Local fakes of the remote services codi-eval talks to (Opik, Gemini)."""
