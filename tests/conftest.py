@@ -25,7 +25,9 @@ os.environ.setdefault("OPIK_ANALYTICS_ENABLE", "false")
 
 
 def _admin_engine():  # type: ignore[no-untyped-def]
-    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    return create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
 
 
 class PostgresDatabases:

@@ -28,14 +28,18 @@ PROMPTS = ROOT / "configs" / "prompts"
 
 async def test_seeding_twice_changes_nothing_the_second_time(store: Store) -> None:
     first = await seed_prompts(store, PROMPTS)
-    assert {"cod_iteration@1", "cod_iteration@2", "cod_final@1", "summary_judge@1"} <= set(first.created)
+    assert {"cod_iteration@1", "cod_iteration@2", "cod_final@1", "summary_judge@1"} <= set(
+        first.created
+    )
     second = await seed_prompts(store, PROMPTS)
     assert second.created == []
     assert sorted(second.unchanged) == sorted(first.created)
     assert len(await list_prompts(store)) == len(first.created)
 
 
-async def test_a_changed_template_under_an_existing_version_is_refused(store: Store, tmp_path: Path) -> None:
+async def test_a_changed_template_under_an_existing_version_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
     shutil.copytree(PROMPTS, tmp_path / "p")
     await seed_prompts(store, tmp_path / "p")
     target = tmp_path / "p" / "cod_final_v1.yaml"
@@ -84,10 +88,14 @@ text_parts = st.text(alphabet=st.characters(blacklist_characters="{}"), max_size
 
 
 @given(st.lists(st.tuples(text_parts, names), min_size=1, max_size=6), st.data())
-def test_render_fills_every_placeholder_exactly_once(parts: list[tuple[str, str]], data: st.DataObject) -> None:
+def test_render_fills_every_placeholder_exactly_once(
+    parts: list[tuple[str, str]], data: st.DataObject
+) -> None:
     template = "".join(f"{text}{{{{ {name} }}}}" for text, name in parts)
     # Values may themselves look like placeholders; they must be inserted literally.
-    values = {name: data.draw(st.text(max_size=15) | st.just("{{" + name + "}}")) for _, name in parts}
+    values = {
+        name: data.draw(st.text(max_size=15) | st.just("{{" + name + "}}")) for _, name in parts
+    }
     out = render(template, values)
     assert out == "".join(f"{text}{values[name]}" for text, name in parts)
     assert variables(template) == list(dict.fromkeys(name for _, name in parts))
@@ -111,7 +119,8 @@ def test_cli_seed_is_idempotent_and_a_changed_version_exits_2(tmp_path: Path) ->
     second = run_cli("prompts", "seed", "--dir", str(prompts), db_url=db)
     assert second.returncode == 0 and "0 created" in second.stdout
     (prompts / "cod_iteration_v1.yaml").write_text(
-        (prompts / "cod_iteration_v1.yaml").read_text().replace("concise", "brief"))
+        (prompts / "cod_iteration_v1.yaml").read_text().replace("concise", "brief")
+    )
     third = run_cli("prompts", "seed", "--dir", str(prompts), db_url=db)
     assert third.returncode == 2
     assert "cod_iteration_v1.yaml" in third.stderr and "cod_iteration@1" in third.stderr

@@ -22,12 +22,35 @@ from codi_eval.store.engine import (
 from codi_eval.store.models import Base, Evaluation, Span, Trace
 
 TABLES = {
-    "users", "projects", "traces", "spans", "evaluations", "prompts", "datasets",
-    "dataset_items", "experiments", "experiment_cells", "runs", "llm_cache", "opik_outbox",
+    "users",
+    "projects",
+    "traces",
+    "spans",
+    "evaluations",
+    "prompts",
+    "datasets",
+    "dataset_items",
+    "experiments",
+    "experiment_cells",
+    "runs",
+    "llm_cache",
+    "opik_outbox",
 }
 SEED_TRACE_COLUMNS = {
-    "id", "user_id", "project_id", "parent_trace_id", "trace_type", "name", "start_time",
-    "end_time", "duration_ms", "input_data", "output_data", "meta_data", "tags", "created_at",
+    "id",
+    "user_id",
+    "project_id",
+    "parent_trace_id",
+    "trace_type",
+    "name",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "input_data",
+    "output_data",
+    "meta_data",
+    "tags",
+    "created_at",
 }
 
 
@@ -60,9 +83,18 @@ def test_upgrade_from_empty_creates_every_table(empty_url: str) -> None:
     assert current_revision(empty_url) == head_revision()
     assert TABLES <= _tables(empty_url)
     assert SEED_TRACE_COLUMNS <= _columns(empty_url, "traces")
-    assert {"trace_id", "span_id", "metric_name", "score", "reason", "meta_data", "created_at"} <= _columns(
-        empty_url, "evaluations")
-    assert {"name", "version", "template", "variables", "template_hash"} <= _columns(empty_url, "prompts")
+    assert {
+        "trace_id",
+        "span_id",
+        "metric_name",
+        "score",
+        "reason",
+        "meta_data",
+        "created_at",
+    } <= _columns(empty_url, "evaluations")
+    assert {"name", "version", "template", "variables", "template_hash"} <= _columns(
+        empty_url, "prompts"
+    )
 
 
 def test_downgrade_then_upgrade_round_trips(empty_url: str) -> None:
@@ -97,13 +129,24 @@ async def test_json_tags_and_timestamps_round_trip(store: Store) -> None:
     trace_id = uuid.uuid4()
     start = datetime(2026, 2, 6, 1, 0, tzinfo=UTC)
     async with store.transaction() as session:
-        session.add(Trace(id=trace_id, trace_type="summarization", name="Code Summary: x",
-                          start_time=start, input_data={"code": "def f(): ...", "n": [1, 2]},
-                          meta_data={"model": "offline", "tokens": 245}, tags=["a", "b"]))
+        session.add(
+            Trace(
+                id=trace_id,
+                trace_type="summarization",
+                name="Code Summary: x",
+                start_time=start,
+                input_data={"code": "def f(): ...", "n": [1, 2]},
+                meta_data={"model": "offline", "tokens": 245},
+                tags=["a", "b"],
+            )
+        )
         await session.flush()
-        session.add(Span(trace_id=trace_id, name="chain_of_density", type="general", start_time=start))
-        session.add(Evaluation(trace_id=trace_id, metric_name="summary_quality", score=0.87,
-                               reason="clear"))
+        session.add(
+            Span(trace_id=trace_id, name="chain_of_density", type="general", start_time=start)
+        )
+        session.add(
+            Evaluation(trace_id=trace_id, metric_name="summary_quality", score=0.87, reason="clear")
+        )
     async with store.session() as session:
         trace = await session.get(Trace, trace_id)
         assert trace is not None

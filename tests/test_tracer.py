@@ -145,7 +145,9 @@ async def test_store_sink_writes_a_burst_in_few_transactions(store: Store) -> No
     assert sink.batches_written <= 10  # 120 trees, not 120 round trips
 
 
-async def test_a_trace_that_cannot_be_stored_fails_its_submitter_not_its_neighbours(store: Store) -> None:
+async def test_a_trace_that_cannot_be_stored_fails_its_submitter_not_its_neighbours(
+    store: Store,
+) -> None:
     sink = StoreSink(store, max_delay_s=0.05)
     tracer = Tracer(sink)
 

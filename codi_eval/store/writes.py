@@ -49,4 +49,4 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
     await insert_ignore(session, OutboxEntry, exports, ("kind", "entity_id"))
     for tree in trees:
         for finalize in tree.finalizers:
-            await finalize(session)
+            await finalize(session, tree)

@@ -138,8 +138,9 @@ class TraceRecord:
         }
 
 
-# Statements that must commit atomically with a trace (e.g. the runner's run row).
-Finalizer = Callable[["AsyncSession"], Awaitable[None]]
+# Statements that must commit atomically with a trace (e.g. the runner's run row); they
+# see the finished tree, so they can record its outcome.
+Finalizer = Callable[["AsyncSession", "TraceTree"], Awaitable[None]]
 
 
 @dataclass

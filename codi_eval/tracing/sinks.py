@@ -18,12 +18,14 @@ log = logging.getLogger(__name__)
 class StoreSink:
     """Collects finished trace trees and writes up to ``max_batch`` per transaction.
 
+    ``max_delay_s`` lets a batch linger to grow (0: write as soon as the writer is free).
+
     ``submit`` waits until the tree is committed (so a caller that returns a trace id
     knows it can be read back); many concurrent submitters share one transaction.
     A batch that fails is retried tree by tree, so one bad tree cannot take others down.
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 256, max_delay_s: float = 0.02,
+    def __init__(self, store: Store, *, max_batch: int = 256, max_delay_s: float = 0.0,
                  max_pending: int = 10_000) -> None:
         self.store = store
         self.max_batch = max_batch
@@ -45,17 +47,16 @@ class StoreSink:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="codi-eval-store-sink")
 
     async def _run(self) -> None:
+        # Group commit: take whatever queued up while the previous write ran. Under load the
+        # batches grow by themselves; a lone trace is written at once, with no linger.
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            deadline = asyncio.get_running_loop().time() + self.max_delay_s
+            batch = [await self._queue.get()]
+            if self.max_delay_s:
+                await asyncio.sleep(self.max_delay_s)
             while len(batch) < self.max_batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
                     break
             await self._write(batch)
 

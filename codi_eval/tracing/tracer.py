@@ -85,7 +85,7 @@ class TraceHandle:
             self.record.input = input
 
     def on_commit(self, finalizer: Finalizer) -> None:
-        """Run ``finalizer(session)`` in the transaction that stores this trace."""
+        """Run ``finalizer(session, tree)`` in the transaction that stores this trace."""
         self.finalizers.append(finalizer)
 
     def add_evaluation(self, metric_name: str, score: float | None, reason: str | None = None, *,
