@@ -1,0 +1,201 @@
+"""Gemini through the google-genai SDK's async client, with failures classified.
+
+The SDK reads its own ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``) and
+``GOOGLE_GEMINI_BASE_URL``; explicit ``api_key``/``base_url`` arguments win. The SDK's
+own retries are switched off (one attempt, and no hidden reconnect-and-sleep): the
+runner owns retries, rate limits and deadlines, and a retry it cannot see would
+break all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from codi_eval.models.base import GenerateRequest, Generation, ModelError, Usage
+from codi_eval.models.prices import cost_for
+
+__all__ = ["GeminiModel", "parse_retry_after"]
+
+try:  # the SDK uses aiohttp when it is installed, httpx otherwise
+    import aiohttp
+
+    _AIOHTTP_CONNECTION: tuple[type[BaseException], ...] = (aiohttp.ClientError,)
+except ImportError:  # pragma: no cover - aiohttp is a dependency of codi-eval
+    _AIOHTTP_CONNECTION = ()
+import httpx
+
+_BLOCKING_FINISH = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+)
+# Extra seconds past the SDK's own timeout before our guard cancels the call: the SDK
+# should fail first, and report it; the guard is for a stuck body read.
+_GUARD_S = 1.0
+
+
+def parse_retry_after(headers: Any, details: Any) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header or a ``google.rpc.RetryInfo`` detail."""
+    value = None
+    if headers is not None:
+        try:
+            value = headers.get("Retry-After") or headers.get("retry-after")
+        except AttributeError:
+            value = None
+    if value:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            pass  # an HTTP date; RetryInfo below is more precise anyway
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = re.fullmatch(r"\s*([0-9.]+)s\s*", str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _classify_api_error(exc: genai_errors.APIError) -> ModelError:
+    code = exc.code
+    message = exc.message or str(exc)
+    if code == 429:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        return ModelError(
+            "rate_limited", message, status=code, retry_after_s=parse_retry_after(headers, exc.details)
+        )
+    if code in (401, 403):
+        return ModelError("auth", message, status=code)
+    if code == 408:
+        return ModelError("timeout", message, status=code)
+    if code is not None and code >= 500:
+        return ModelError("server_error", message, status=code)
+    return ModelError("bad_request", message, status=code)
+
+
+class GeminiModel:
+    """A Gemini model (``gemini-2.5-flash`` ...) behind the :class:`Model` protocol."""
+
+    provider = "google_ai"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout_s: float | None = None,
+        prices_file: str | None = None,
+    ) -> None:
+        self.name = name
+        self.model = name
+        self._api_key = api_key
+        self._base_url = base_url
+        self.default_timeout_s = timeout_s
+        self._prices_file = prices_file
+        self._client: genai.Client | None = None
+
+    def _get_client(self) -> genai.Client:
+        # Created on first use: a spec can name a Gemini model on a machine without a key
+        # and still be validated; the missing key is reported as an auth failure.
+        if self._client is None:
+            http_options = types.HttpOptions(
+                retry_options=types.HttpRetryOptions(attempts=1),
+                base_url=self._base_url,
+            )
+            try:
+                self._client = genai.Client(api_key=self._api_key, http_options=http_options)
+            except ValueError as exc:
+                raise ModelError("auth", f"cannot create a Gemini client: {exc}") from exc
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP sessions (tests and long-lived services call this)."""
+        if self._client is not None:
+            await self._client.aio.aclose()
+            self._client = None
+
+    def _config(self, request: GenerateRequest, timeout_s: float | None) -> types.GenerateContentConfig:
+        kwargs: dict[str, Any] = {
+            "system_instruction": request.system,
+            "temperature": request.temperature,
+            "seed": request.seed,
+            "max_output_tokens": request.max_tokens,
+        }
+        if request.json_schema is not None:
+            kwargs["response_mime_type"] = "application/json"
+            kwargs["response_schema"] = request.json_schema
+        if timeout_s is not None:
+            # HttpOptions.timeout is in milliseconds; the SDK also sends X-Server-Timeout.
+            kwargs["http_options"] = types.HttpOptions(
+                timeout=max(int(timeout_s * 1000), 1),
+                retry_options=types.HttpRetryOptions(attempts=1),
+            )
+        return types.GenerateContentConfig(**{k: v for k, v in kwargs.items() if v is not None})
+
+    async def generate(self, request: GenerateRequest) -> Generation:
+        client = self._get_client()
+        timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
+        started = time.perf_counter()
+        try:
+            call = client.aio.models.generate_content(
+                model=self.model, contents=request.prompt, config=self._config(request, timeout_s)
+            )
+            if timeout_s is not None:
+                async with asyncio.timeout(timeout_s + _GUARD_S):
+                    response = await call
+            else:
+                response = await call
+        except genai_errors.APIError as exc:
+            raise _classify_api_error(exc) from exc
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise ModelError("timeout", f"no answer from {self.model} within {timeout_s}s") from exc
+        except (*_AIOHTTP_CONNECTION, httpx.TransportError) as exc:
+            raise ModelError("server_error", f"connection to Gemini failed: {exc!r}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError("server_error", f"malformed response body: {exc}") from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        return self._to_generation(response, latency_ms)
+
+    def _to_generation(self, response: types.GenerateContentResponse, latency_ms: float) -> Generation:
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            reason = getattr(feedback.block_reason, "value", feedback.block_reason)
+            raise ModelError("blocked", f"prompt blocked: {reason} {feedback.block_reason_message or ''}".strip())
+        if not response.candidates:
+            raise ModelError("empty", f"{self.model} returned no candidates")
+        candidate = response.candidates[0]
+        finish = candidate.finish_reason
+        finish_name = getattr(finish, "value", finish) if finish is not None else None
+        if finish_name in _BLOCKING_FINISH:
+            raise ModelError("blocked", f"response blocked: finishReason {finish_name}")
+        parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+        # Thought summaries are not the answer.
+        text = "".join(p.text for p in parts if p.text and not p.thought)
+        if not text.strip():
+            raise ModelError("empty", f"{self.model} returned no text (finishReason {finish_name})")
+        meta = response.usage_metadata
+        usage = Usage()
+        if meta is not None:
+            # Thinking tokens are billed as output, so they count as completion tokens.
+            completion = None
+            if meta.candidates_token_count is not None or meta.thoughts_token_count is not None:
+                completion = (meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)
+            usage = Usage(meta.prompt_token_count, completion, meta.total_token_count)
+        answered_by = response.model_version or self.model
+        return Generation(
+            text=text,
+            usage=usage,
+            model=answered_by,
+            provider=self.provider,
+            latency_ms=latency_ms,
+            finish_reason=finish_name,
+            # Price by the name we asked for: modelVersion may carry a release suffix.
+            cost=cost_for(self.model, usage, self._prices_file),
+        )
