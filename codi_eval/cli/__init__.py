@@ -23,7 +23,8 @@ from codi_eval.store.engine import Store, StoreError
 
 T = TypeVar("T")
 console = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+# Tables stay readable when piped or captured (rich would otherwise assume 80 columns).
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 220)
 
 
 class Failed(Exception):
