@@ -98,23 +98,36 @@ def parse_iteration_answer(text: str) -> tuple[str, list[str]]:
     as the summary itself (with no entities named).
     """
     stripped = _FENCE.sub("", text.strip())
-    start, end = stripped.find("{"), stripped.rfind("}")
-    if start != -1 and end > start:
-        try:
-            data = json.loads(stripped[start:end + 1])
-        except json.JSONDecodeError:
-            data = None
+    for data in _json_candidates(stripped):
         if isinstance(data, list) and data and isinstance(data[-1], dict):
-            data = data[-1]  # the paper's format: one object per step
+            data = data[-1]  # the paper's format: one object per step, the last is the densest
         if isinstance(data, dict):
             summary = next((data[k] for k in ("denser_summary", "Denser_Summary", "summary")
                             if isinstance(data.get(k), str)), None)
             entities = data.get("missing_entities", data.get("Missing_Entities", []))
             if isinstance(entities, str):
                 entities = [e.strip() for e in re.split(r"[;,]", entities) if e.strip()]
+            if not isinstance(entities, list):
+                entities = []
             if summary is not None:
                 return summary.strip(), [str(e) for e in entities if str(e).strip()]
     return stripped, []
+
+
+def _json_candidates(text: str) -> list[Any]:
+    """JSON values found in an answer: the whole text, else its [...] or {...} span."""
+    spans = [text]
+    for open_, close in (("[", "]"), ("{", "}")):
+        start, end = text.find(open_), text.rfind(close)
+        if start != -1 and end > start:
+            spans.append(text[start:end + 1])
+    found = []
+    for span in spans:
+        try:
+            found.append(json.loads(span))
+        except (json.JSONDecodeError, RecursionError):
+            continue
+    return found
 
 
 def _merge_usage(a: Usage, b: Usage) -> Usage:
