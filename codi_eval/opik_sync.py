@@ -57,6 +57,28 @@ class SyncReport:
         return text + (f"; last error: {self.last_error}" if failed and self.last_error else "")
 
 
+async def opik_reachable(settings: Settings, timeout_s: float = 2.0) -> str | None:
+    """None when Opik's host accepts a connection, else why not.
+
+    The SDK retries a refused connection for ~11 s per call; a plain TCP probe first lets a
+    run finish at once and leave its copies queued. Without OPIK_URL_OVERRIDE (the cloud or
+    ~/.opik.config) the SDK's own handling is trusted.
+    """
+    from urllib.parse import urlsplit
+
+    if not settings.opik_url:
+        return None
+    parts = urlsplit(settings.opik_url)
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except (OSError, TimeoutError) as exc:
+        return f"Opik is unreachable at {host}:{port} ({type(exc).__name__})"
+    writer.close()
+    return None
+
+
 async def enqueue(session: AsyncSession, kind: str, entity_id: str, *, user_id: int | None = None,
                   project: str | None = None) -> None:
     """Queue (or re-queue) one copy; a sent row goes back to pending so new data follows it."""
@@ -181,6 +203,17 @@ async def sync_outbox(store: Store, settings: Settings, *, limit: int = 500, tim
     if not rows:
         return report
     if exporter_factory is None:
+        unreachable = await opik_reachable(settings)
+        if unreachable is not None:
+            async with store.transaction() as session:
+                await session.execute(update(OutboxEntry).where(OutboxEntry.id.in_([r.id for r in rows]))
+                                      .values(status="failed", attempts=OutboxEntry.attempts + 1,
+                                              last_error=unreachable))
+            for row in rows:
+                report.failed[row.kind] += 1
+            report.last_error = unreachable
+            return report
+    if exporter_factory is None:
         from codi_eval.opik_export import OpikExporter
 
         exporter_factory = OpikExporter
@@ -190,6 +223,8 @@ async def sync_outbox(store: Store, settings: Settings, *, limit: int = 500, tim
     for (user_id, project), group in groups.items():
         async with store.session() as session:
             creds = await _credentials(session, user_id, settings)
+        if settings.opik_url:
+            creds.setdefault("host", settings.opik_url)
         exporter = await asyncio.to_thread(lambda c=creds, p=project: exporter_factory(project_name=p, **c))
         try:
             await _send_group(store, exporter, group, report, timeout_s)

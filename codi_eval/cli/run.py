@@ -203,7 +203,7 @@ async def _sync_opik(store: Store, settings: Any, *, quiet: bool) -> None:
         from codi_eval.opik_sync import sync_outbox
     except ImportError:  # the exporter is not installed in this build
         return
-    report = await asyncio.wait_for(sync_outbox(store, settings), timeout=300)
+    report = await asyncio.wait_for(sync_outbox(store, settings, timeout_s=30), timeout=300)
     if not quiet:
         console.print(f"opik: {report}")
 
