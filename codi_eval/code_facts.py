@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import io
 import keyword
 import re
@@ -77,10 +78,19 @@ _DOTTED_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\s*(?:\.|::|->)\s*[A-Za-z_
 
 
 def analyze(code: str, language: str = "python") -> CodeFacts:
-    """Facts about ``code``; never raises. ``parse_ok`` says whether a real parser read it."""
-    lang = (language or "unknown").strip().lower()
+    """Facts about ``code``; never raises. ``parse_ok`` says whether a real parser read it.
+
+    Memoised: the runner asks about the same code many times per run (the model, each
+    iteration's density, the judge, the metrics). Treat the result as read-only.
+    """
     if not isinstance(code, str):
         code = str(code)
+    return _analyze_cached(code, language)
+
+
+@functools.lru_cache(maxsize=2048)
+def _analyze_cached(code: str, language: str) -> CodeFacts:
+    lang = (language or "unknown").strip().lower()
     if lang in ("python", "py", "python3"):
         try:
             return _analyze_python(code)
@@ -382,6 +392,11 @@ def entities(code: str, language: str = "python") -> list[str]:
     exceptions it raises, then other identifiers by how often they occur. Keywords,
     receivers (self, cls) and uninformative builtins (len, None, True) are left out.
     """
+    return list(_entities_cached(code if isinstance(code, str) else str(code), language))
+
+
+@functools.lru_cache(maxsize=2048)
+def _entities_cached(code: str, language: str) -> tuple[str, ...]:
     facts = analyze(code, language)
     out: list[str] = []
     if facts.name and not _is_noise(facts.name):
@@ -405,7 +420,7 @@ def entities(code: str, language: str = "python") -> list[str]:
     rest.sort(key=lambda w: (-counts.get(w, 0), first_seen[w]))
     for w in rest:
         _add(out, w)
-    return out
+    return tuple(out)
 
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -414,7 +429,8 @@ _LEFT = r"(?<![A-Za-z0-9_'])"
 _RIGHT = r"(?![A-Za-z0-9_'])"
 
 
-def _patterns(entity: str) -> list[re.Pattern[str]]:
+@functools.lru_cache(maxsize=16384)
+def _patterns(entity: str) -> tuple[re.Pattern[str], ...]:
     forms = {entity}
     last = entity.replace("::", ".").split(".")[-1]
     forms.add(last)
@@ -425,7 +441,7 @@ def _patterns(entity: str) -> list[re.Pattern[str]]:
         pats.append(re.compile(_LEFT + r"[\s_-]*".join(map(re.escape, words)) + _RIGHT, re.I))
     elif len(words) == 1 and words[0].lower() != last.lower():
         pats.append(re.compile(_LEFT + re.escape(words[0]) + _RIGHT, re.I))
-    return pats
+    return tuple(pats)
 
 
 def mentioned(summary: str, entity_list: Iterable[str]) -> list[str]:
@@ -437,21 +453,44 @@ def mentioned(summary: str, entity_list: Iterable[str]) -> list[str]:
     """
     if not summary:
         return []
+    return list(_mentioned_cached(summary, tuple(entity_list)))
+
+
+_TOKEN = re.compile(r"[a-z0-9_']+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _mentioned_cached(summary: str, entity_list: tuple[str, ...]) -> tuple[str, ...]:
+    # The same summary is checked several times per run (its iteration, the next one,
+    # the judge, the metrics), so the answer is memoised. A name bounded by non-word
+    # characters is exactly a maximal run of word characters, so one tokenisation of the
+    # summary answers most entities without compiling a regex per entity; only names with
+    # several words ("max_retries" as "max retries") need the patterns.
+    low = summary.lower()
+    tokens = set(_TOKEN.findall(low))
     found: list[str] = []
     for entity in entity_list:
         if not entity or entity in found:
             continue
-        if any(p.search(summary) for p in _patterns(entity)):
+        last = entity.replace("::", ".").split(".")[-1]
+        if last.lower() in tokens:
             found.append(entity)
-    return found
+            continue
+        words = _CAMEL.findall(last.strip("_"))
+        if (len(words) > 1 or (len(words) == 1 and words[0].lower() != last.lower())) and all(
+            w.lower() in low for w in words
+        ) and any(p.search(summary) for p in _patterns(entity)):
+            found.append(entity)
+    return tuple(found)
 
 
-_WORD = re.compile(r"\S*[A-Za-z0-9]\S*")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 def word_count(text: str) -> int:
     """Whitespace-separated words that contain a letter or digit (lone punctuation is not a word)."""
-    return len(_WORD.findall(text or ""))
+    has_alnum = _ALNUM.search
+    return sum(1 for word in (text or "").split() if has_alnum(word))
 
 
 def entity_density(summary: str, entity_list: Iterable[str]) -> float:

@@ -15,6 +15,7 @@ _counter = 0
 def uuid7() -> uuid.UUID:
     """A new UUIDv7; monotonic within this process even for ids made in the same millisecond."""
     global _last_ms, _counter
+    entropy = int.from_bytes(os.urandom(10), "big")  # one system call per id
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:
@@ -27,8 +28,8 @@ def uuid7() -> uuid.UUID:
             ms = _last_ms
         else:
             _last_ms = ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave room to count up
-        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+            _counter = (entropy >> 64) & 0x3FF  # a random start that leaves room to count up
+        rand_b = entropy & ((1 << 62) - 1)
         value = (ms & ((1 << 48) - 1)) << 80
         value |= 0x7 << 76
         value |= _counter << 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,3 +70,13 @@ class Settings:
 
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+def prices_file() -> Path:
+    """The prices file, cheaply: every model call prices itself."""
+    return _prices_file_for(os.environ.get("CODI_EVAL_CONFIG_DIR") or None)
+
+
+@functools.lru_cache(maxsize=16)
+def _prices_file_for(config_dir: str | None) -> Path:
+    return (Path(config_dir) if config_dir else _find_config_dir()) / "prices.yaml"

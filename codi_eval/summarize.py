@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,6 @@ from codi_eval.judging.metrics import MetricScore, score_all
 from codi_eval.models.base import GenerateRequest, Generation, Model, ModelError, Usage
 from codi_eval.templates import render
 from codi_eval.tracing import Tracer
-from codi_eval.tracing.records import Finalizer
 
 DEFAULT_METRICS = ("entity_density", "identifier_coverage", "compression", "word_count",
                    "rouge_l", "bleu4")
@@ -259,11 +258,12 @@ class Summarizer:
     async def summarize(self, *, code: str, instruction: str | None = None, language: str = "python",
                         reference: str | None = None, trace_name: str | None = None,
                         trace_kwargs: dict[str, Any] | None = None,
-                        on_commit: Finalizer | None = None) -> Outcome:
+                        on_trace: Callable[[Any], None] | None = None) -> Outcome:
         """Summarize ``code`` inside a new trace and judge the result.
 
-        ``on_commit(session, tree)`` runs in the transaction that stores the trace, also
-        when the summarization fails (the tree then carries the error).
+        ``on_trace(handle)`` is called as the trace opens, so a caller can attach work to
+        the transaction that stores it (``on_commit``, ``update_row_on_commit``), which
+        then also runs when the summarization fails (the tree carries the error).
         """
         instruction = instruction or DEFAULT_INSTRUCTION
         started = time.perf_counter()
@@ -271,8 +271,8 @@ class Summarizer:
         kwargs = {"trace_type": "summarization", **(trace_kwargs or {})}
         async with self.tracer.trace(name, input={"code": code, "instruction": instruction,
                                                   "language": language}, **kwargs) as trace:
-            if on_commit is not None:
-                trace.on_commit(on_commit)
+            if on_trace is not None:
+                on_trace(trace)
             summary, iterations, final = await self.chain_of_density(
                 code=code, instruction=instruction, language=language)
             judgement, scores = await self.evaluate(code=code, summary=summary, instruction=instruction,

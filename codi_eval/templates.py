@@ -7,6 +7,7 @@ are left alone.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -24,10 +25,16 @@ class TemplateError(ValueError):
 
 def variables(template: str) -> list[str]:
     """The distinct variable names a template uses, in order of first appearance."""
+    return list(_variables(template))
+
+
+@functools.lru_cache(maxsize=256)
+def _variables(template: str) -> tuple[str, ...]:
+    # A handful of prompt templates are rendered thousands of times per experiment.
     seen: dict[str, None] = {}
     for match in PLACEHOLDER.finditer(template):
         seen.setdefault(match.group(1), None)
-    return list(seen)
+    return tuple(seen)
 
 
 def render(template: str, values: Mapping[str, Any], *, name: str | None = None) -> str:
@@ -35,7 +42,7 @@ def render(template: str, values: Mapping[str, Any], *, name: str | None = None)
 
     Values are converted with ``str()``; ``None`` counts as missing.
     """
-    missing = [v for v in variables(template) if values.get(v) is None]
+    missing = [v for v in _variables(template) if values.get(v) is None]
     if missing:
         where = f" of prompt {name}" if name else ""
         raise TemplateError(

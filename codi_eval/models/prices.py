@@ -7,13 +7,14 @@ make an expensive run look free in every report.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from codi_eval.models.base import Usage
-from codi_eval.settings import Settings
+from codi_eval.settings import prices_file
 
 __all__ = ["Price", "PriceError", "cost_for", "load_prices", "price_for"]
 
@@ -38,10 +39,11 @@ class Price:
 
 def default_prices_file() -> Path:
     """``prices.yaml`` in the config directory (``CODI_EVAL_CONFIG_DIR`` or the repo's ``configs/``)."""
-    return Settings.from_env().prices_file
+    return prices_file()
 
 
 _cache: dict[Path, tuple[float, dict[str, Price]]] = {}
+_checked: dict[Path, float] = {}
 
 
 def _number(value: object, where: str) -> float:
@@ -53,11 +55,14 @@ def _number(value: object, where: str) -> float:
 def load_prices(path: Path | str | None = None) -> dict[str, Price]:
     """All prices in ``path`` by model name; an absent file means no known prices."""
     file = Path(path) if path is not None else default_prices_file()
+    cached = _cache.get(file)
+    if cached and time.monotonic() - _checked.get(file, 0.0) < 1.0:
+        return cached[1]  # an edit to the file is picked up within a second
     try:
         mtime = file.stat().st_mtime
     except OSError:
         return {}
-    cached = _cache.get(file)
+    _checked[file] = time.monotonic()
     if cached and cached[0] == mtime:
         return cached[1]
     try:

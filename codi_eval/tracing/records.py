@@ -14,7 +14,10 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 # Values under keys like these never reach a trace (the seed's users bring their own keys).
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
+# Anchored at the end so counts such as "tokens" or "total_tokens" are not mistaken for one.
+_SECRET_KEY = re.compile(
+    r"(?:api[_-]?key(?:[_-]encrypted)?|secret(?:[_-]?key)?|password|passwd|authorization"
+    r"|cookie|(?:^|[_-])token)$", re.I)
 REDACTED = "[redacted]"
 _MAX_STR = 200_000
 
@@ -143,6 +146,18 @@ class TraceRecord:
 Finalizer = Callable[["AsyncSession", "TraceTree"], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class RowUpdate:
+    """Values for one row of ``table``, computed from the finished tree at commit time.
+
+    Updates of the same table and columns across a batch go out as one executemany.
+    """
+
+    table: str
+    row_id: uuid.UUID
+    compute: Callable[[TraceTree], dict[str, Any]]
+
+
 @dataclass
 class TraceTree:
     """A finished trace with everything under it; a sink writes it in one transaction."""
@@ -151,5 +166,6 @@ class TraceTree:
     spans: list[SpanRecord] = field(default_factory=list)
     evaluations: list[EvaluationRecord] = field(default_factory=list)
     finalizers: list[Finalizer] = field(default_factory=list)
+    row_updates: list[RowUpdate] = field(default_factory=list)
     export: bool = False  # queue a copy for Opik in the same transaction
     export_project: str | None = None

@@ -20,17 +20,21 @@ class StoreSink:
 
     ``max_delay_s`` lets a batch linger to grow (0: write as soon as the writer is free).
 
-    ``submit`` waits until the tree is committed (so a caller that returns a trace id
-    knows it can be read back); many concurrent submitters share one transaction.
-    A batch that fails is retried tree by tree, so one bad tree cannot take others down.
+    With ``wait_for_commit`` (the default) ``submit`` returns once the tree is committed,
+    so a caller that hands out a trace id knows it can be read back; many concurrent
+    submitters share one transaction. Without it ``submit`` returns once the tree is queued
+    (the bounded queue still holds back a producer that outruns the database) and
+    :meth:`close` waits for everything queued. A batch that fails is retried tree by
+    tree, so one bad tree cannot take others down.
     """
 
     def __init__(self, store: Store, *, max_batch: int = 256, max_delay_s: float = 0.0,
-                 max_pending: int = 10_000) -> None:
+                 max_pending: int = 10_000, wait_for_commit: bool = True) -> None:
         self.store = store
+        self.wait_for_commit = wait_for_commit
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
-        self._queue: asyncio.Queue[tuple[TraceTree, asyncio.Future[None]]] = asyncio.Queue(max_pending)
+        self._queue: asyncio.Queue[tuple[TraceTree, asyncio.Future[None] | None]] = asyncio.Queue(max_pending)
         self._worker: asyncio.Task[None] | None = None
         self.batches_written = 0
         self.trees_written = 0
@@ -38,6 +42,9 @@ class StoreSink:
 
     async def submit(self, tree: TraceTree) -> None:
         self._ensure_worker()
+        if not self.wait_for_commit:
+            await self._queue.put((tree, None))
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((tree, done))
         await done
@@ -58,9 +65,13 @@ class StoreSink:
                     batch.append(self._queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
-            await self._write(batch)
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
-    async def _write(self, batch: list[tuple[TraceTree, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[tuple[TraceTree, asyncio.Future[None] | None]]) -> None:
         from codi_eval.store.writes import write_trees
 
         try:
@@ -74,19 +85,19 @@ class StoreSink:
             tree, done = batch[0]
             self.failures += 1
             log.exception("could not store trace %s", tree.trace.id)
-            if not done.done():
+            if done is not None and not done.done():
                 done.set_exception(TraceWriteError(f"could not store trace {tree.trace.id}"))
             return
         self.batches_written += 1
         self.trees_written += len(batch)
         for _, done in batch:
-            if not done.done():
+            if done is not None and not done.done():
                 done.set_result(None)
 
     async def close(self) -> None:
-        """Wait for queued trees to be written, then stop the worker."""
-        while not self._queue.empty() and self._worker is not None and not self._worker.done():
-            await asyncio.sleep(self.max_delay_s)
+        """Wait until every queued tree is written (or has failed), then stop the worker."""
+        if self._worker is not None and not self._worker.done():
+            await self._queue.join()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

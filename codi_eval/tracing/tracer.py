@@ -22,6 +22,7 @@ from codi_eval.ids import uuid7
 from codi_eval.tracing.records import (
     EvaluationRecord,
     Finalizer,
+    RowUpdate,
     SpanRecord,
     TraceRecord,
     TraceTree,
@@ -53,13 +54,15 @@ class _Clock:
 class TraceHandle:
     """The trace being recorded; what ``async with tracer.trace(...)`` yields."""
 
-    __slots__ = ("record", "spans", "evaluations", "finalizers", "_clock", "export", "export_project")
+    __slots__ = ("record", "spans", "evaluations", "finalizers", "row_updates", "_clock", "export",
+                 "export_project")
 
     def __init__(self, record: TraceRecord, clock: _Clock) -> None:
         self.record = record
         self.spans: list[SpanRecord] = []
         self.evaluations: list[EvaluationRecord] = []
         self.finalizers: list[Finalizer] = []
+        self.row_updates: list[RowUpdate] = []
         self._clock = clock
         self.export = False
         self.export_project: str | None = None
@@ -87,6 +90,12 @@ class TraceHandle:
     def on_commit(self, finalizer: Finalizer) -> None:
         """Run ``finalizer(session, tree)`` in the transaction that stores this trace."""
         self.finalizers.append(finalizer)
+
+    def update_row_on_commit(self, table: str, row_id: uuid.UUID,
+                             compute: Callable[[TraceTree], dict[str, Any]]) -> None:
+        """Set ``compute(tree)`` on row ``row_id`` of ``table`` in the transaction that stores
+        this trace (batched with other traces' updates of the same columns)."""
+        self.row_updates.append(RowUpdate(table, row_id, compute))
 
     def add_evaluation(self, metric_name: str, score: float | None, reason: str | None = None, *,
                        span_id: uuid.UUID | None = None, status: str = "ok",
@@ -243,7 +252,7 @@ class Tracer:
             assert self.sink is not None
             await self.sink.submit(TraceTree(
                 trace=record, spans=handle.spans, evaluations=handle.evaluations,
-                finalizers=handle.finalizers, export=handle.export,
+                finalizers=handle.finalizers, row_updates=handle.row_updates, export=handle.export,
                 export_project=handle.export_project,
             ))
 

@@ -42,6 +42,21 @@ async def spans(n: int, tracer: Tracer) -> None:
                     s.set_usage(10, 5)
 
 
+async def concurrent_spans(n: int, tracer: Tracer) -> None:
+    # 64 traces at a time, as the runner has in flight: the sink writes them in shared batches.
+    traces = n // SPANS_PER_TRACE
+
+    async def one() -> None:
+        async with tracer.trace("bench", trace_type="bench"):
+            for _ in range(SPANS_PER_TRACE):
+                async with tracer.span("step", type="llm") as s:
+                    await work()
+                    s.set_usage(10, 5)
+
+    for start in range(0, traces, 64):
+        await asyncio.gather(*(one() for _ in range(min(64, traces - start))))
+
+
 async def decorated(n: int, tracer: Tracer) -> None:
     @tracer.track()
     async def tracked() -> int:
