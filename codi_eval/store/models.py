@@ -225,8 +225,10 @@ class Run(Base):
 class Trace(Base):
     __tablename__ = "traces"
     __table_args__ = (
-        Index("ix_traces_user_type_start", "user_id", "trace_type", text("start_time DESC")),
-        Index("ix_traces_user_start", "user_id", text("start_time DESC")),
+        # End in id so a deep page of a user's traces is an index-only scan (migration 0002).
+        Index("ix_traces_user_type_start_id", "user_id", "trace_type", text("start_time DESC"),
+              text("id DESC")),
+        Index("ix_traces_user_start_id", "user_id", text("start_time DESC"), text("id DESC")),
         Index("ix_traces_run_id", "run_id"),
     )
 
