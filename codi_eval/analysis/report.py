@@ -1,0 +1,300 @@
+"""One self-contained HTML report of an experiment, readable offline.
+
+The report holds the cells table, density curves, A/B differences with intervals (a forest
+plot of every pair of cells that differ in exactly one factor: prompt, density iterations
+or model) and score distributions. Figures are matplotlib PNGs inlined as base64 ``data:``
+URIs; styles are inline; nothing is fetched from anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from codi_eval.analysis.curves import density_curves_frame, plot_density_curves
+from codi_eval.analysis.frames import (
+    JUDGE_METRIC,
+    ExperimentRef,
+    factor_differences,
+    metric_columns,
+    resolve_experiment,
+    runs_frame,
+    summarize_cells,
+)
+from codi_eval.analysis.stats import PairedComparison, compare_many
+from codi_eval.store.engine import Store
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "ab_comparisons",
+    "build_report",
+    "figure_data_uri",
+    "plot_forest",
+    "plot_score_distributions",
+    "render_report",
+    "write_report",
+]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;
+max-width:1200px;color:#1d1d1f;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;margin-top:2.2rem;
+border-bottom:1px solid #ddd;padding-bottom:.2rem}
+p.note{color:#555;font-size:.92rem;max-width:60rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
+th{background:#f4f4f6}td.text,th.text{text-align:left}
+tr.sig td{background:#eef7ee}
+img{max-width:100%;height:auto;border:1px solid #eee}
+code{background:#f4f4f6;padding:0 .2rem}
+"""
+
+
+def figure_data_uri(fig: Figure, dpi: int = 110) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI (no PNG metadata, no file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def ab_comparisons(
+    runs: pd.DataFrame, metric: str = JUDGE_METRIC, **options: Any
+) -> list[tuple[str, PairedComparison]]:
+    """Paired comparisons of every pair of cells that differ in exactly one factor.
+
+    Returns ``[(factor, comparison)]`` in cell order, ``b - a`` with ``a`` the earlier cell,
+    over succeeded runs paired by item, Holm-adjusted as one family. Empty when the
+    experiment has a single cell.
+    """
+    cells = {
+        row.cell: {"prompt": row.prompt, "density_iterations": row.density_iterations,
+                   "model": row.model}
+        for row in runs.drop_duplicates("cell").itertuples(index=False)
+    }  # fmt: skip
+    pairs = factor_differences(cells)
+    if not pairs or metric not in runs.columns:
+        return []
+    ok = runs[runs["status"] == "succeeded"]
+    cols = ["item_key", "repeat", metric]
+    family = {
+        (a, b): (ok.loc[ok["cell"] == a, cols], ok.loc[ok["cell"] == b, cols],
+                 {"label_a": a, "label_b": b})
+        for a, b, _ in pairs
+    }  # fmt: skip
+    results = compare_many(family, item_col="item_key", value_col=metric, metric=metric, **options)
+    return [(factor, results[(a, b)]) for a, b, factor in pairs]
+
+
+def plot_forest(comparisons: Sequence[tuple[str, PairedComparison]], metric: str) -> Figure:
+    """Forest plot: each pair's mean difference (b - a) with its bootstrap interval.
+
+    Pairs whose Holm-adjusted p-value is at most alpha are drawn filled; a dashed line
+    marks no difference.
+    """
+    from matplotlib.figure import Figure
+
+    n = max(1, len(comparisons))
+    fig = Figure(figsize=(9, 0.45 * n + 1.4), layout="constrained")
+    ax = fig.subplots()
+    for i, (_factor, c) in enumerate(comparisons):
+        y = n - 1 - i
+        if c.mean_diff is None:
+            continue
+        low = c.ci_low if c.ci_low is not None else c.mean_diff
+        high = c.ci_high if c.ci_high is not None else c.mean_diff
+        colour = "C2" if c.significant and c.mean_diff > 0 else "C3" if c.significant else "C0"
+        ax.plot([low, high], [y, y], color=colour, linewidth=2)
+        ax.plot([c.mean_diff], [y], marker="o", color=colour,
+                markerfacecolor=colour if c.significant else "white")  # fmt: skip
+    ax.axvline(0.0, color="#888", linestyle="--", linewidth=1)
+    ax.set_yticks(range(n))
+    labels = [f"{c.label_b}  vs  {c.label_a}  [{factor}]" for factor, c in comparisons]
+    ax.set_yticklabels(list(reversed(labels)) if labels else [""], fontsize=8)
+    ax.set_xlabel(f"difference in {metric} (b − a), 95% bootstrap CI")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def plot_score_distributions(runs: pd.DataFrame, metric: str = "judge_score") -> Figure:
+    """Box plot with jittered points of ``metric`` per cell (succeeded runs)."""
+    from matplotlib.figure import Figure
+
+    ok = runs[runs["status"] == "succeeded"]
+    cells = list(dict.fromkeys(runs["cell"]))
+    data = [ok.loc[ok["cell"] == c, metric].dropna().to_numpy(dtype=np.float64) for c in cells]
+    fig = Figure(figsize=(max(6, 1.6 * len(cells) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    if cells:
+        ax.boxplot(data, showfliers=False)
+        rng = np.random.default_rng(0)
+        for i, values in enumerate(data, start=1):
+            ax.scatter(i + rng.uniform(-0.15, 0.15, values.size), values, s=8, alpha=0.5,
+                       color="C0")  # fmt: skip
+        ax.set_xticks(range(1, len(cells) + 1))
+        ax.set_xticklabels(cells, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float | np.floating):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _table(
+    frame: pd.DataFrame, text_columns: Sequence[str] = (), row_classes: Sequence[str] = ()
+) -> str:
+    head = "".join(
+        f'<th class="text">{html.escape(str(c))}</th>' if c in text_columns
+        else f"<th>{html.escape(str(c))}</th>"
+        for c in frame.columns
+    )  # fmt: skip
+    body = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cells = "".join(
+            f'<td class="text">{_fmt(v)}</td>' if c in text_columns else f"<td>{_fmt(v)}</td>"
+            for c, v in zip(frame.columns, row, strict=True)
+        )
+        cls = f' class="{row_classes[i]}"' if i < len(row_classes) and row_classes[i] else ""
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _img(fig: Figure, alt: str, figure_id: str) -> str:
+    return f'<img id="{figure_id}" alt="{html.escape(alt)}" src="{figure_data_uri(fig)}">'
+
+
+def render_report(
+    runs: pd.DataFrame, experiment: dict[str, Any], metric: str = JUDGE_METRIC
+) -> str:
+    """The report's HTML for a :func:`~codi_eval.analysis.frames.runs_frame`.
+
+    ``experiment`` supplies ``name``, ``id``, ``status``, ``created_at`` and ``spec`` (any
+    may be missing). ``metric`` is the A/B metric (default the judge's summary_quality).
+    """
+    name = str(experiment.get("name") or runs.attrs.get("experiment_name") or "experiment")
+    cells = summarize_cells(runs)
+    curves = density_curves_frame(runs)
+    comparisons = ab_comparisons(runs, metric)
+    metrics = metric_columns(runs)
+    n_items = runs["item_key"].nunique()
+    statuses = runs["status"].value_counts().to_dict()
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>codi-eval report: {html.escape(name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Experiment {html.escape(name)}</h1>",
+        f'<p class="note">id <code>{html.escape(str(experiment.get("id", "")))}</code> · status '
+        f"{html.escape(str(experiment.get('status', '')))} · {len(runs)} runs over "
+        f"{runs['cell'].nunique()} cells × {n_items} items · "
+        + ", ".join(f"{html.escape(str(k))}: {v}" for k, v in statuses.items())
+        + f" · metrics: {html.escape(', '.join(metrics) or 'none')} · generated "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}</p>",
+    ]
+    spec = experiment.get("spec") or {}
+    judge = spec.get("judge") or {}
+    if judge:
+        parts.append(
+            f'<p class="note">Judge: {html.escape(str(judge.get("model")))} with prompt '
+            f"{html.escape(str(judge.get('prompt')))}. A judge named <code>offline</code> is a "
+            "deterministic heuristic, not a language model: treat its scores as a baseline.</p>"
+        )
+
+    parts.append("<h2>Cells</h2>")
+    parts.append(
+        '<p class="note">One row per cell (prompt × density iterations × model). '
+        "<b>judge_mean</b> is the mean judge score over succeeded runs with its 95% Student-t "
+        "interval; metric columns are means over succeeded runs; tokens and cost are sums; "
+        "latency percentiles are per run, end to end.</p>"
+    )
+    shown = cells.drop(columns=[c for c in ("prompt", "density_iterations", "model") if c in cells])
+    parts.append(_table(shown, text_columns=["cell"]))
+
+    parts.append("<h2>Density curves</h2>")
+    parts.append(
+        '<p class="note">Mean of each score against the number of Chain-of-Density iterations, '
+        "one line per prompt version and model, with 95% intervals over items (repeats of an "
+        "item are averaged first).</p>"
+    )
+    if len(curves):
+        parts.append(_img(plot_density_curves(curves), "density curves", "density-curves"))
+    else:
+        parts.append("<p>No succeeded runs yet.</p>")
+
+    parts.append(f"<h2>A/B differences on {html.escape(metric)}</h2>")
+    parts.append(
+        '<p class="note">Every pair of cells that differ in exactly one factor, compared on '
+        "the same items (b − a, repeats averaged per item): mean difference with a 95% "
+        "bootstrap interval, sign-flip permutation p-value, Holm-adjusted over all pairs "
+        "shown. Highlighted rows are significant after adjustment. MDE is the smallest true "
+        "difference this many items would detect with 80% power.</p>"
+    )
+    if comparisons:
+        parts.append(_img(plot_forest(comparisons, metric), "A/B forest plot", "ab-forest"))
+        table = pd.DataFrame([{
+            "b": c.label_b, "a": c.label_a, "factor": factor, "n": c.n, "mean a": c.mean_a,
+            "mean b": c.mean_b, "diff": c.mean_diff, "ci low": c.ci_low, "ci high": c.ci_high,
+            "p": c.p_value, "p holm": c.p_adjusted, "wins/ties/losses":
+                f"{c.wins}/{c.ties}/{c.losses}", "effect d": c.effect_size, "MDE": c.mde,
+        } for factor, c in comparisons])  # fmt: skip
+        classes = ["sig" if c.significant else "" for _, c in comparisons]
+        parts.append(_table(table, ["b", "a", "factor", "wins/ties/losses"], classes))
+        parts.append("<ul>" + "".join(f"<li>{html.escape(c.summary())}</li>" for _, c in comparisons)
+                     + "</ul>")  # fmt: skip
+    else:
+        parts.append("<p>No pair of cells differs in exactly one factor.</p>")
+
+    parts.append("<h2>Score distributions</h2>")
+    parts.append(
+        '<p class="note">Judge scores of succeeded runs per cell: the box spans the middle '
+        "half with the median inside, whiskers reach 1.5 IQR, dots are single runs.</p>"
+    )
+    if runs["judge_score"].notna().any():
+        parts.append(_img(plot_score_distributions(runs), "score distributions", "score-dist"))
+    else:
+        parts.append("<p>No judge scores yet.</p>")
+
+    failed = runs[runs["status"] == "failed"]
+    if len(failed):
+        parts.append("<h2>Failures</h2>")
+        errors = (failed.groupby(["cell", "error_class"], dropna=False).size()
+                  .reset_index(name="runs"))  # fmt: skip
+        parts.append(_table(errors, ["cell", "error_class"]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+async def build_report(store: Store, experiment: ExperimentRef, metric: str = JUDGE_METRIC) -> str:
+    """The HTML report of a stored experiment (see :func:`render_report`)."""
+    exp = await resolve_experiment(store, experiment)
+    runs = await runs_frame(store, exp)
+    info = {"name": exp.name, "id": str(exp.id), "status": exp.status, "spec": exp.spec,
+            "created_at": exp.created_at}  # fmt: skip
+    return render_report(runs, info, metric)
+
+
+async def write_report(
+    store: Store, experiment: ExperimentRef, path: str | Path, metric: str = JUDGE_METRIC
+) -> Path:
+    """Write :func:`build_report` to ``path`` (UTF-8; parent directories created)."""
+    target = Path(path)
+    text = await build_report(store, experiment, metric)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
