@@ -95,34 +95,24 @@ async def main() -> None:
     mem = Tracer(CollectingSink())
     results.append(("span, enabled, in memory", await timed(spans, args.n, mem, args.repeats)))
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        upgrade(url)
-        store = await Store.open(url)
-        results.append(
-            (
-                "span, enabled, SQLite store",
-                await timed(spans, args.n, Tracer(StoreSink(store)), max(1, args.repeats // 2)),
-            )
-        )
-        await store.close()
-    if args.pg:
-        upgrade(args.pg)
-        store = await Store.open(args.pg)
-        results.append(
-            (
-                "span, enabled, PostgreSQL store",
-                await timed(spans, args.n, Tracer(StoreSink(store)), max(1, args.repeats // 2)),
-            )
-        )
-        await store.close()
+        stores = [("SQLite", f"sqlite:///{tmp}/bench.db")] + ([("PostgreSQL", args.pg)] if args.pg else [])
+        for label, url in stores:
+            upgrade(url)
+            store = await Store.open(url)
+            repeats = max(1, args.repeats // 2)
+            results.append((f"span, enabled, {label}, one trace at a time",
+                            await timed(spans, args.n, Tracer(StoreSink(store)), repeats)))
+            results.append((f"span, enabled, {label}, 64 traces at a time",
+                            await timed(concurrent_spans, args.n, Tracer(StoreSink(store)), repeats)))
+            await store.close()
 
     print(
         f"n={args.n} calls per case, median of {args.repeats} runs, {SPANS_PER_TRACE} spans per trace"
     )
-    print(f"{'case':34} {'µs/call':>10} {'× plain':>9} {'overhead µs':>12}")
+    print(f"{'case':44} {'µs/call':>10} {'× plain':>9} {'overhead µs':>12}")
     for name, seconds in results:
         print(
-            f"{name:34} {seconds * 1e6:10.2f} {seconds / base:9.1f} {(seconds - base) * 1e6:12.2f}"
+            f"{name:44} {seconds * 1e6:10.2f} {seconds / base:9.1f} {(seconds - base) * 1e6:12.2f}"
         )
 
 
