@@ -26,7 +26,7 @@ from codi_eval.experiments.cache import ResponseCache
 from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy, run_stats
 from codi_eval.experiments.spec import Spec, spec_hash
 from codi_eval.ids import uuid7
-from codi_eval.prompts import get_prompt, seed_prompts
+from codi_eval.prompts import get_prompt, seed_prompts, template_hash
 from codi_eval.settings import Settings
 from codi_eval.store.datasets import import_file
 from codi_eval.store.engine import Store
@@ -92,7 +92,7 @@ async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = F
         except InputError as exc:
             raise InputError(exc.message, file=spec.path, field=field_name) from None
         prompts[ref] = PromptVersion(prompt.ref, prompt.template)
-    prompt_hashes = {ref: _hash(p.template) for ref, p in prompts.items()}
+    prompt_hashes = {ref: template_hash(p.template) for ref, p in prompts.items()}
     digest = spec_hash(spec.identity(), imported.dataset.content_hash, prompt_hashes)
 
     async with store.transaction() as session:
@@ -159,12 +159,6 @@ async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = F
             await session.execute(insert(Run), batch)
             total += len(batch)
     return Prepared(experiment, cells, imported.dataset, prompts, True, total, 0, 0)
-
-
-def _hash(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 async def _status_counts(session: AsyncSession, experiment_id: uuid.UUID) -> dict[str, int]:
