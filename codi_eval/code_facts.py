@@ -489,8 +489,14 @@ _ALNUM = re.compile(r"[A-Za-z0-9]")
 
 def word_count(text: str) -> int:
     """Whitespace-separated words that contain a letter or digit (lone punctuation is not a word)."""
+    return _word_count(text or "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_count(text: str) -> int:
+    # Memoised: the same code is measured by every cell that summarizes it.
     has_alnum = _ALNUM.search
-    return sum(1 for word in (text or "").split() if has_alnum(word))
+    return sum(1 for word in text.split() if has_alnum(word))
 
 
 def entity_density(summary: str, entity_list: Iterable[str]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,12 @@ REDACTED = "[redacted]"
 _MAX_STR = 200_000
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    # A trace uses a few dozen distinct keys, each thousands of times.
+    return _SECRET_KEY.search(key) is not None
+
+
 def jsonable(value: Any, _depth: int = 0) -> Any:
     """A JSON-safe copy of ``value``: secrets redacted, unknown objects as their repr."""
     if value is None or isinstance(value, bool | int | float):
@@ -32,7 +39,7 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         return repr(value)[:200]
     if isinstance(value, dict):
         return {
-            str(k): (REDACTED if _SECRET_KEY.search(str(k)) and v is not None else jsonable(v, _depth + 1))
+            str(k): (REDACTED if _is_secret_key(str(k)) and v is not None else jsonable(v, _depth + 1))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
