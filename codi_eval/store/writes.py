@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from codi_eval.store.models import Base, Evaluation, OutboxEntry, Span, Trace, utcnow
 from codi_eval.tracing.records import TraceTree
@@ -26,6 +26,28 @@ async def insert_ignore(session: AsyncSession, model: type[Base], rows: Sequence
     await session.execute(stmt, list(rows))
 
 
+async def _copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY rows into ``table`` on the session's own connection, inside its transaction.
+
+    On PostgreSQL this replaces an executemany whose per-row parameter handling was a
+    fifth of the runner's CPU. Values are adapted the way the column types would: JSON
+    columns as JSONB, everything else by psycopg's own dumpers (UUID, timestamptz, text[]).
+    """
+    from psycopg.types.json import Jsonb
+
+    columns = list(rows[0])
+    json_columns = {c for c in columns
+                    if isinstance(table.c[c].type.dialect_impl(conn.dialect), postgresql.JSONB)}
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    async with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            await copy.write_row([
+                (None if row[c] is None else Jsonb(row[c])) if c in json_columns else row[c]
+                for c in columns])
+
+
 def outbox_row(kind: str, entity_id: str, *, user_id: int | None = None,
                project: str | None = None, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"kind": kind, "entity_id": entity_id, "user_id": user_id, "project": project,
@@ -42,11 +64,14 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
     traces = [t.trace.row() for t in trees]
     spans = [s.row() for t in trees for s in t.spans]
     evaluations = [e.row() for t in trees for e in t.evaluations]
-    await conn.execute(insert(Trace.__table__), traces)
-    if spans:
-        await conn.execute(insert(Span.__table__), spans)
-    if evaluations:
-        await conn.execute(insert(Evaluation.__table__), evaluations)
+    for table, rows in ((Trace.__table__, traces), (Span.__table__, spans),
+                        (Evaluation.__table__, evaluations)):
+        if not rows:
+            continue
+        if conn.dialect.name == "postgresql":
+            await _copy_rows(conn, table, rows)
+        else:
+            await conn.execute(insert(table), rows)
     grouped: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
     for tree in trees:
         for change in tree.row_updates:
