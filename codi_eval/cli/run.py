@@ -33,8 +33,11 @@ class _Stats(ProgressColumn):
                     f"cache {s.stats.cache_hits}  tokens {tokens:,}  ${s.stats.cost:.4f}")
 
 
-def estimate(spec: Spec, prepared: Prepared) -> dict[str, Any]:
-    """Model calls, tokens and cost a run would need (no model is called)."""
+def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, Any]:
+    """Model calls, tokens and cost a run would need (no model is called).
+
+    Prompt tokens are estimated as characters / 4 of each template plus the average code.
+    """
     from codi_eval.models.base import Usage
     from codi_eval.models.prices import cost_for
 
@@ -43,7 +46,6 @@ def estimate(spec: Spec, prepared: Prepared) -> dict[str, Any]:
     cells = []
     total_calls = total_prompt = total_completion = 0
     total_cost: float | None = 0.0
-    avg_code_tokens = prepared.__dict__.get("avg_code_tokens", 250)  # set from the stored items
     for cell in prepared.cells:
         runs = items * spec.repeats
         calls = runs * (cell.density_iterations + 1)
@@ -113,8 +115,7 @@ async def run(spec_file: str, dry_run: bool, as_json: bool, concurrency: int | N
     try:
         prepared = await prepare(store, spec, settings, new=new, create=not dry_run)
         if dry_run:
-            await _attach_code_size(store, prepared)
-            plan = estimate(spec, prepared)
+            plan = estimate(spec, prepared, await _average_code_tokens(store, prepared))
             if as_json:
                 emit_json({"dry_run": True, **plan})
             else:
@@ -165,7 +166,7 @@ async def run(spec_file: str, dry_run: bool, as_json: bool, concurrency: int | N
                   f"{state.stats.model_calls} model calls, {state.stats.cache_hits} cache hits)")
 
 
-async def _attach_code_size(store: Store, prepared: Prepared) -> None:
+async def _average_code_tokens(store: Store, prepared: Prepared) -> int:
     from sqlalchemy import func, select
 
     from codi_eval.store.models import DatasetItem
@@ -173,7 +174,7 @@ async def _attach_code_size(store: Store, prepared: Prepared) -> None:
     async with store.session() as session:
         avg_chars = await session.scalar(select(func.avg(func.length(DatasetItem.code)))
                                          .where(DatasetItem.dataset_id == prepared.dataset.id))
-    prepared.__dict__["avg_code_tokens"] = int((avg_chars or 1000) / 4)
+    return int((avg_chars or 1000) / 4)
 
 
 def _print_plan(plan: dict[str, Any]) -> None:
