@@ -293,3 +293,11 @@ def test_sigkill_mid_run_then_resume_leaves_exactly_one_run_per_cell_item_repeat
 
 def test_cli_entry_point_is_installed() -> None:
     assert subprocess.run([sys.executable, "-m", "codi_eval", "--help"], capture_output=True).returncode == 0
+
+
+def test_a_model_parameter_the_provider_does_not_take_is_refused_at_spec_time(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, spec_text(small_dataset(tmp_path, 2), models="['offline?latency_ms=abc']"))
+    with pytest.raises(InputError) as info:
+        load_spec(path)
+    assert info.value.field == "matrix.model[0]" and info.value.line == 6
+    assert "latency_ms" in str(info.value) and "float" in str(info.value)

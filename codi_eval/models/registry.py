@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from codi_eval.models.base import Model
 
-__all__ = ["ACCEPTED_FORMS", "get_model"]
+__all__ = ["ACCEPTED_FORMS", "get_model", "parse_model_name"]
 
 ACCEPTED_FORMS = (
     "'offline' (optionally 'offline?latency_ms=50')",
@@ -55,26 +55,40 @@ def _coerce(
     return out
 
 
-def get_model(name: str, settings: dict[str, Any] | None = None) -> Model:
-    """The model a spec names; ``ValueError`` naming the accepted forms for anything else."""
+def parse_model_name(name: str, settings: dict[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
+    """``(family, model id, parameters)`` for a model name, checked but not built.
+
+    The one place that knows the accepted forms: a spec is validated with it before anything
+    runs (no provider SDK is imported), and :func:`get_model` builds from it.
+    ``ValueError`` names the accepted forms, or the parameter that is wrong.
+    """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"model name must be a non-empty string; accepted: {'; '.join(ACCEPTED_FORMS)}")
     base, _, query = name.strip().partition("?")
     query_params = dict(parse_qsl(query, keep_blank_values=True))
     defaults = dict(settings or {})
     if base == "offline":
+        return "offline", base, _coerce("offline", defaults, query_params, name)
+    if base.startswith("gemini-") and len(base) > len("gemini-"):
+        return "gemini", base, _coerce("gemini", defaults, query_params, name)
+    if base.startswith("openai:") and len(base) > len("openai:"):
+        return "openai", base[len("openai:") :], _coerce("openai", defaults, query_params, name)
+    raise ValueError(f"unknown model {name!r}; accepted: {'; '.join(ACCEPTED_FORMS)}")
+
+
+def get_model(name: str, settings: dict[str, Any] | None = None) -> Model:
+    """The model a spec names; ``ValueError`` naming the accepted forms for anything else."""
+    family, model_id, params = parse_model_name(name, settings)
+    if family == "offline":
         from codi_eval.models.offline import OfflineModel
 
-        return OfflineModel(name.strip(), **_coerce("offline", defaults, query_params, name))
-    if base.startswith("gemini-") and len(base) > len("gemini-"):
+        return OfflineModel(name.strip(), **params)
+    if family == "gemini":
         from codi_eval.models.gemini import GeminiModel
 
-        model = GeminiModel(base, **_coerce("gemini", defaults, query_params, name))
+        model = GeminiModel(model_id, **params)
         model.name = name.strip()
         return model
-    if base.startswith("openai:") and len(base) > len("openai:"):
-        from codi_eval.models.openai_compat import OpenAICompatModel
+    from codi_eval.models.openai_compat import OpenAICompatModel
 
-        model_id = base[len("openai:") :]
-        return OpenAICompatModel(model_id, **_coerce("openai", defaults, query_params, name))
-    raise ValueError(f"unknown model {name!r}; accepted: {'; '.join(ACCEPTED_FORMS)}")
+    return OpenAICompatModel(model_id, **params)
