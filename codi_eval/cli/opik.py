@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 from rich.table import Table
 
-from codi_eval.cli import Failed, emit_json, open_store, out, run_async
-from codi_eval.settings import get_settings
+from codi_eval.cli import Failed, console, emit_json, open_store, out, run_async
+from codi_eval.settings import Settings, get_settings
+from codi_eval.store.engine import Store
+
+
+async def sync_after_work(store: Store, settings: Settings, *, quiet: bool) -> None:
+    """Send what a command just queued; an unreachable Opik leaves it queued, never fails it."""
+    from codi_eval.opik_sync import sync_outbox
+
+    report = await asyncio.wait_for(sync_outbox(store, settings, timeout_s=30), timeout=300)
+    if not quiet:
+        console.print(f"opik: {report}")
 
 
 @click.group()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from codi_eval.cli import console, emit_json, out, run_async
+from codi_eval.cli.opik import sync_after_work
 from codi_eval.experiments.results import CellResult, cell_results
 from codi_eval.experiments.runner import Prepared, Runner, prepare
 from codi_eval.experiments.runner import Progress as RunProgress
@@ -144,7 +144,7 @@ async def run(spec_file: str, dry_run: bool, as_json: bool, concurrency: int | N
                 state = await runner.run()
         results = await cell_results(store, prepared.experiment.id)
         if exporting:
-            await _sync_opik(store, settings, quiet=as_json)
+            await sync_after_work(store, settings, quiet=as_json)
     finally:
         await store.close()
     succeeded = sum(r.succeeded for r in results)
@@ -197,16 +197,6 @@ def _opik_export_enabled(spec: Spec, settings: Any) -> bool:
     if spec.opik_enabled == "true":
         return True
     return bool(settings.opik_configured)
-
-
-async def _sync_opik(store: Store, settings: Any, *, quiet: bool) -> None:
-    try:
-        from codi_eval.opik_sync import sync_outbox
-    except ImportError:  # the exporter is not installed in this build
-        return
-    report = await asyncio.wait_for(sync_outbox(store, settings, timeout_s=30), timeout=300)
-    if not quiet:
-        console.print(f"opik: {report}")
 
 
 commands = [run]

@@ -107,9 +107,9 @@ async def summarize(file: Path, function: str | None, instruction: str | None, i
             raise Failed(f"the model call failed: {exc}") from None
         await sink.close()
         if exporting:
-            from codi_eval.cli.run import _sync_opik
+            from codi_eval.cli.opik import sync_after_work
 
-            await _sync_opik(store, settings, quiet=as_json)
+            await sync_after_work(store, settings, quiet=as_json)
     j = outcome.judgement
     data = {
         "summary": outcome.summary, "trace_id": str(outcome.trace_id),
