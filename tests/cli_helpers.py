@@ -43,3 +43,25 @@ def run_cli(
         cwd=cwd or ROOT,
         timeout=timeout,
     )
+
+
+def query(url: str, sql: str, **params: object) -> list[tuple]:  # type: ignore[type-arg]
+    """Rows of ``sql`` on the store at ``url``; UUID strings in ``params`` work on both stores."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    if url.startswith("sqlite"):  # SQLAlchemy's Uuid is CHAR(32) hex on SQLite
+        params = {k: uuid.UUID(v).hex if isinstance(v, str) and len(v) == 36 else v
+                  for k, v in params.items()}
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params).all()]
+    finally:
+        engine.dispose()
+
+
+def scalar(url: str, sql: str) -> int:
+    """The single number ``sql`` selects (0 for NULL)."""
+    return int(query(url, sql)[0][0] or 0)

@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from codi_eval.opik_sync import sync_outbox
 from codi_eval.secrets import encrypt
@@ -19,6 +18,7 @@ from codi_eval.store.engine import Store
 from codi_eval.store.models import User
 from codi_eval.tracing import StoreSink, Tracer
 from tests.cli_helpers import ROOT, run_cli
+from tests.cli_helpers import query as store_rows
 from tests.servers.opik_server import OpikServer
 
 
@@ -32,15 +32,6 @@ def opik_server():  # type: ignore[no-untyped-def]
 def opik_env(server: OpikServer) -> dict[str, str]:
     return {"OPIK_URL_OVERRIDE": server.url, "OPIK_WORKSPACE": "default",
             "OPIK_CONNECTION_MONITOR_PING_INTERVAL": "1"}
-
-
-def store_rows(url: str, sql: str) -> list[tuple]:  # type: ignore[type-arg]
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql)).all()]
-    finally:
-        engine.dispose()
 
 
 def as_uuid(value: object) -> str:

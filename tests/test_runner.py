@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from codi_eval.datasets import load_jsonl, write_jsonl
 from codi_eval.errors import InputError
@@ -20,6 +20,7 @@ from codi_eval.experiments.spec import load_spec, parse_spec
 from codi_eval.settings import Settings
 from codi_eval.store.engine import Store
 from tests.cli_helpers import CLI, ROOT, run_cli
+from tests.cli_helpers import scalar as count
 from tests.servers.gemini_server import GeminiServer
 
 QUICK = ROOT / "datasets" / "quickstart.jsonl"
@@ -43,15 +44,6 @@ def spec_text(dataset: Path, *, name: str = "t", models: str = "[offline]", dens
               judge: str = "{model: offline}") -> str:
     return (f"name: {name}\ndataset: {dataset}\nmatrix:\n  prompt: [cod_iteration@1, cod_iteration@2]\n"
             f"  density_iterations: {density}\n  model: {models}\njudge: {judge}\nrun: {run}\n{extra}")
-
-
-def count(url: str, sql: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql)).scalar() or 0)
-    finally:
-        engine.dispose()
 
 
 # ---------------------------------------------------------------- spec

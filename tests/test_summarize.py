@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
 
 from codi_eval import code_facts
 from codi_eval.datasets import load_jsonl
@@ -17,6 +15,7 @@ from codi_eval.models.base import GenerateRequest
 from codi_eval.models.offline import OfflineModel
 from codi_eval.summarize import parse_iteration_answer
 from tests.cli_helpers import ROOT, run_cli
+from tests.cli_helpers import query as rows
 from tests.servers.gemini_server import GeminiServer
 
 SAMPLE = '''
@@ -36,17 +35,6 @@ def top_k(items, k, key=None):
             heapq.heappushpop(heap, (score, item))
     return [item for _, item in sorted(heap, reverse=True)]
 '''
-
-
-def rows(url: str, sql: str, **params: object) -> list[tuple]:  # type: ignore[type-arg]
-    if url.startswith("sqlite"):  # SQLAlchemy's Uuid is CHAR(32) hex on SQLite
-        params = {k: uuid.UUID(v).hex if isinstance(v, str) and len(v) == 36 else v for k, v in params.items()}
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql), params).all()]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
