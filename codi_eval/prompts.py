@@ -146,6 +146,13 @@ async def seed_prompts(store: Store, directory: Path) -> SeedReport:
     return SeedReport(created, unchanged)
 
 
+async def ensure_seeded(store: Store, directory: Path) -> None:
+    """Seed the shipped prompts before work that uses them (a missing directory is skipped:
+    an installed package may rely on prompts seeded earlier)."""
+    if directory.is_dir():
+        await seed_prompts(store, directory)
+
+
 async def list_prompts(store: Store, name: str | None = None) -> list[Prompt]:
     async with store.session() as session:
         stmt = select(Prompt).order_by(Prompt.name, Prompt.version)

@@ -44,10 +44,9 @@ def create_app(store: Store, settings: Settings) -> web.Application:
     add_routes(app)
 
     async def seed(app: web.Application) -> None:
-        from codi_eval.prompts import seed_prompts
+        from codi_eval.prompts import ensure_seeded
 
-        if settings.prompts_dir.is_dir():
-            await seed_prompts(store, settings.prompts_dir)
+        await ensure_seeded(store, settings.prompts_dir)
 
     async def close(app: web.Application) -> None:
         await app[SERVICES].close()

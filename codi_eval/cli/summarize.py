@@ -63,7 +63,7 @@ def extract_function(source: str, name: str, path: str) -> str:
 async def summarize(file: Path, function: str | None, instruction: str | None, iterations: int,
                     model: str | None, judge: str | None, prompt_ref: str, as_json: bool) -> None:
     """Summarize FILE (or one --function in it) with Chain of Density, judge it, record the trace."""
-    from codi_eval.prompts import seed_prompts
+    from codi_eval.prompts import ensure_seeded
     from codi_eval.summarize import DEFAULT_INSTRUCTION, build_summarizer
     from codi_eval.tracing import StoreSink, Tracer
 
@@ -84,8 +84,7 @@ async def summarize(file: Path, function: str | None, instruction: str | None, i
         raise InputError("there is no code to summarize", file=str(file))
     settings = get_settings()
     async with open_store(settings) as store:
-        if settings.prompts_dir.is_dir():
-            await seed_prompts(store, settings.prompts_dir)
+        await ensure_seeded(store, settings.prompts_dir)
         sink = StoreSink(store)
         tracer = Tracer(sink)
         summarizer = await build_summarizer(

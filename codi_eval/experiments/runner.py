@@ -26,7 +26,7 @@ from codi_eval.experiments.cache import ResponseCache
 from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy, run_stats
 from codi_eval.experiments.spec import Spec, spec_hash
 from codi_eval.ids import uuid7
-from codi_eval.prompts import get_prompt, seed_prompts, template_hash
+from codi_eval.prompts import ensure_seeded, get_prompt, template_hash
 from codi_eval.settings import Settings
 from codi_eval.store.datasets import import_file
 from codi_eval.store.engine import Store
@@ -81,8 +81,7 @@ async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = F
         imported = await import_file(store, spec.dataset_path)
     except DatasetError as exc:
         raise InputError(str(exc), file=spec.path, field="dataset") from exc
-    if settings.prompts_dir.is_dir():
-        await seed_prompts(store, settings.prompts_dir)
+    await ensure_seeded(store, settings.prompts_dir)
     prompts: dict[str, PromptVersion] = {}
     refs = [*spec.prompts, spec.final_prompt, spec.judge_prompt]
     fields = [*(f"matrix.prompt[{i}]" for i in range(len(spec.prompts))), "final_prompt", "judge.prompt"]
