@@ -197,6 +197,9 @@ async def test_rerunning_with_new_hits_the_cache_and_repeats_stay_independent(
         second = await _run(store, path, new=True)
         assert len(server.requests) == calls  # zero model calls
         assert second.progress.stats.model_calls == 0 and second.progress.stats.cache_hits == 24
+        async with store.session() as session:
+            hits = (await session.execute(text("select sum(hits) from llm_cache"))).scalar()
+        assert hits == first.progress.stats.cache_hits + 24  # every hit is counted in the store
         third = await _run(store, path, new=True, use_cache=False)
         assert third.progress.stats.model_calls == 24 and len(server.requests) == calls + 24
 

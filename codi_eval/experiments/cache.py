@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from codi_eval.models.base import GenerateRequest, Generation, Usage
 from codi_eval.store.engine import Store
@@ -39,13 +39,13 @@ class ResponseCache:
         self.store = store
 
     async def get(self, key: str) -> Generation | None:
-        async with self.store.session() as session:
-            entry = await session.scalar(select(LLMCacheEntry.response).where(LLMCacheEntry.key == key))
+        # One round trip: count the hit and read the answer (UPDATE ... RETURNING).
+        async with self.store.transaction() as session:
+            entry = await session.scalar(update(LLMCacheEntry).where(LLMCacheEntry.key == key)
+                                         .values(hits=LLMCacheEntry.hits + 1)
+                                         .returning(LLMCacheEntry.response))
         if entry is None:
             return None
-        async with self.store.transaction() as session:
-            await session.execute(update(LLMCacheEntry).where(LLMCacheEntry.key == key)
-                                  .values(hits=LLMCacheEntry.hits + 1))
         usage = entry.get("usage") or {}
         return Generation(text=entry["text"], usage=Usage(**usage), model=entry["model"],
                           provider=entry["provider"], latency_ms=entry.get("latency_ms", 0.0),
