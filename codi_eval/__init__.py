@@ -17,19 +17,31 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # analysis (pandas): frames, comparisons, curves, reports
-    "load_runs": "codi_eval.analysis", "load_cells": "codi_eval.analysis",
-    "load_spans": "codi_eval.analysis", "runs_frame": "codi_eval.analysis",
-    "cells_frame": "codi_eval.analysis", "spans_frame": "codi_eval.analysis",
-    "compare_cells": "codi_eval.analysis", "compare_all": "codi_eval.analysis",
-    "density_curves": "codi_eval.analysis.curves", "paired_comparison": "codi_eval.analysis",
+    "load_runs": "codi_eval.analysis",
+    "load_cells": "codi_eval.analysis",
+    "load_spans": "codi_eval.analysis",
+    "runs_frame": "codi_eval.analysis",
+    "cells_frame": "codi_eval.analysis",
+    "spans_frame": "codi_eval.analysis",
+    "compare_cells": "codi_eval.analysis",
+    "compare_all": "codi_eval.analysis",
+    "density_curves": "codi_eval.analysis.curves",
+    "paired_comparison": "codi_eval.analysis",
     "write_report": "codi_eval.analysis.report",
-    "holm": "codi_eval.analysis", "mean_ci": "codi_eval.analysis",
+    "holm": "codi_eval.analysis",
+    "mean_ci": "codi_eval.analysis",
     # running things
-    "Store": "codi_eval.store", "Tracer": "codi_eval.tracing", "StoreSink": "codi_eval.tracing",
-    "get_model": "codi_eval.models", "get_judge": "codi_eval.judging",
-    "Summarizer": "codi_eval.summarize", "build_summarizer": "codi_eval.summarize",
-    "load_spec": "codi_eval.experiments.spec", "Runner": "codi_eval.experiments.runner",
-    "prepare": "codi_eval.experiments.runner", "Settings": "codi_eval.settings",
+    "Store": "codi_eval.store",
+    "Tracer": "codi_eval.tracing",
+    "StoreSink": "codi_eval.tracing",
+    "get_model": "codi_eval.models",
+    "get_judge": "codi_eval.judging",
+    "Summarizer": "codi_eval.summarize",
+    "build_summarizer": "codi_eval.summarize",
+    "load_spec": "codi_eval.experiments.spec",
+    "Runner": "codi_eval.experiments.runner",
+    "prepare": "codi_eval.experiments.runner",
+    "Settings": "codi_eval.settings",
 }
 
 __all__ = sorted(_EXPORTS)

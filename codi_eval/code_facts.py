@@ -51,7 +51,10 @@ _RECEIVERS = frozenset({"self", "cls", "mcs", "this", "super"})
 _UNINFORMATIVE_BUILTINS = frozenset(
     name
     for name in dir(builtins)
-    if not (isinstance(getattr(builtins, name), type) and issubclass(getattr(builtins, name), BaseException))
+    if not (
+        isinstance(getattr(builtins, name), type)
+        and issubclass(getattr(builtins, name), BaseException)
+    )
 ) | {"True", "False", "None"}
 
 # A union of keywords from the languages a code dataset is likely to hold; the fallback
@@ -74,7 +77,9 @@ _OTHER_KEYWORDS = frozenset(
 _PY_KEYWORDS = frozenset(keyword.kwlist)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DOTTED_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\s*(?:\.|::|->)\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*\(")
+_DOTTED_CALL = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*(?:\s*(?:\.|::|->)\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*\("
+)
 
 
 def analyze(code: str, language: str = "python") -> CodeFacts:
@@ -152,15 +157,20 @@ class _Collector(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         dotted = _dotted(node.func)
         if dotted:
-            end = (getattr(node.func, "end_lineno", 0) or 0, getattr(node.func, "end_col_offset", 0) or 0)
+            end = (
+                getattr(node.func, "end_lineno", 0) or 0,
+                getattr(node.func, "end_col_offset", 0) or 0,
+            )
             self.calls.append((end[0], end[1], dotted))
             if self.name and dotted in (self.name, f"self.{self.name}", f"cls.{self.name}"):
                 self.recursive = True
         self.generic_visit(node)
 
     def visit_Return(self, node: ast.Return) -> None:
-        if self._own_scope() and node.value is not None and not (
-            isinstance(node.value, ast.Constant) and node.value.value is None
+        if (
+            self._own_scope()
+            and node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
         ):
             self.returns = True
         self.generic_visit(node)
@@ -348,7 +358,9 @@ def _analyze_tokens(code: str, lang: str, stop: frozenset[str]) -> CodeFacts:
     return CodeFacts(
         language=lang,
         name=name,
-        kind="function" if name and def_end >= 0 and text[def_end - 1] == "(" else ("class" if name else "unknown"),
+        kind="function"
+        if name and def_end >= 0 and text[def_end - 1] == "("
+        else ("class" if name else "unknown"),
         params=params,
         calls=calls,
         returns=bool(re.search(r"\breturn\b\s*[^;\s}]", text)),
@@ -477,9 +489,11 @@ def _mentioned_cached(summary: str, entity_list: tuple[str, ...]) -> tuple[str, 
             found.append(entity)
             continue
         words = _CAMEL.findall(last.strip("_"))
-        if (len(words) > 1 or (len(words) == 1 and words[0].lower() != last.lower())) and all(
-            w.lower() in low for w in words
-        ) and any(p.search(summary) for p in _patterns(entity)):
+        if (
+            (len(words) > 1 or (len(words) == 1 and words[0].lower() != last.lower()))
+            and all(w.lower() in low for w in words)
+            and any(p.search(summary) for p in _patterns(entity))
+        ):
             found.append(entity)
     return tuple(found)
 

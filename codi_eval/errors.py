@@ -6,8 +6,14 @@ from __future__ import annotations
 class InputError(Exception):
     """Bad input (spec, dataset, prompt file, flag). The CLI exits 2 with ``str(error)``."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.file = file

@@ -44,17 +44,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import opik
 from opik.api_objects.dataset.dataset_item import DatasetItem
 from opik.api_objects.experiment.experiment_item import ExperimentItemReferences
+from opik.api_objects.prompt.base_prompt import BasePrompt
 from opik.exceptions import ExperimentNotFound
 from opik.rest_api.core.api_error import ApiError
+from opik.types import BatchFeedbackScoreDict, ErrorInfoDict
 
 __all__ = [
     "DatasetExport",
@@ -185,7 +188,7 @@ class OpikExporter:
             self._send_span(trace_id, span, project)
             span_ids.append(str(span["id"]))
 
-        scores: dict[str, dict[str, Any]] = {}
+        scores: dict[str, BatchFeedbackScoreDict] = {}
         skipped = []
         for evaluation in tree.get("evaluations") or []:
             name = evaluation["name"]
@@ -312,10 +315,10 @@ class OpikExporter:
         version_label: str | None,
         metadata: Mapping[str, Any] | None,
     ) -> tuple[opik.Prompt, bool]:
-        wanted_metadata = dict(metadata or {})
+        extra = dict(metadata or {})
         if version_label is not None:
-            wanted_metadata["codi_version"] = version_label
-        wanted_metadata = wanted_metadata or None
+            extra["codi_version"] = version_label
+        wanted_metadata = extra or None
         for version in self._client.get_prompt_history(name):
             if version.prompt == template and (version.metadata or None) == wanted_metadata:
                 return version, False
@@ -388,7 +391,7 @@ class OpikExporter:
         name: str,
         dataset_name: str,
         config: dict[str, Any],
-        prompts: list[opik.Prompt],
+        prompts: Sequence[BasePrompt],
         experiment_id: str | None,
         project: str | None,
     ) -> tuple[Any, bool]:
@@ -413,7 +416,7 @@ class OpikExporter:
                 dataset_name=dataset_name,
                 name=name,
                 experiment_config=config,
-                prompts=prompts or None,
+                prompts=list(prompts) or None,
                 project_name=project,
                 experiment_id=experiment_id,
             )
@@ -485,7 +488,7 @@ class OpikExporter:
                 try:
                     self._bounded(
                         f"read back span {span_id}",
-                        lambda s=span_id: self._client.get_span_content(s),
+                        functools.partial(self._client.get_span_content, span_id),
                         deadline - time.monotonic(),
                     )
                 except OpikExportError:
@@ -583,7 +586,7 @@ def _as_object(value: Any) -> dict[str, Any] | None:
     return {"value": value}
 
 
-def _error_info(error: Any) -> dict[str, Any] | None:
+def _error_info(error: Any) -> ErrorInfoDict | None:
     if not error:
         return None
     if isinstance(error, Mapping):

@@ -10,6 +10,7 @@ Nothing here imports the opik SDK until there is something to send.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections import Counter
@@ -53,7 +54,9 @@ class SyncReport:
     def __str__(self) -> str:
         sent = sum(self.sent.values())
         failed = sum(self.failed.values())
-        text = f"{sent} sent" + (f", {failed} failed (will retry: codi-eval opik sync)" if failed else "")
+        text = f"{sent} sent" + (
+            f", {failed} failed (will retry: codi-eval opik sync)" if failed else ""
+        )
         return text + (f"; last error: {self.last_error}" if failed and self.last_error else "")
 
 
@@ -79,11 +82,18 @@ async def opik_reachable(settings: Settings, timeout_s: float = 2.0) -> str | No
     return None
 
 
-async def enqueue(session: AsyncSession, kind: str, entity_id: str, *, user_id: int | None = None,
-                  project: str | None = None) -> None:
+async def enqueue(
+    session: AsyncSession,
+    kind: str,
+    entity_id: str,
+    *,
+    user_id: int | None = None,
+    project: str | None = None,
+) -> None:
     """Queue (or re-queue) one copy; a sent row goes back to pending so new data follows it."""
-    existing = await session.scalar(select(OutboxEntry).where(
-        OutboxEntry.kind == kind, OutboxEntry.entity_id == entity_id))
+    existing = await session.scalar(
+        select(OutboxEntry).where(OutboxEntry.kind == kind, OutboxEntry.entity_id == entity_id)
+    )
     if existing is None:
         session.add(OutboxEntry(**outbox_row(kind, entity_id, user_id=user_id, project=project)))
     else:
@@ -93,10 +103,19 @@ async def enqueue(session: AsyncSession, kind: str, entity_id: str, *, user_id: 
 
 async def outbox_status(store: Store) -> dict[str, Any]:
     async with store.session() as session:
-        counts = (await session.execute(select(OutboxEntry.status, OutboxEntry.kind, func.count())
-                                        .group_by(OutboxEntry.status, OutboxEntry.kind))).all()
-        last = await session.scalar(select(OutboxEntry).where(OutboxEntry.last_error.is_not(None))
-                                    .order_by(OutboxEntry.id.desc()).limit(1))
+        counts = (
+            await session.execute(
+                select(OutboxEntry.status, OutboxEntry.kind, func.count()).group_by(
+                    OutboxEntry.status, OutboxEntry.kind
+                )
+            )
+        ).all()
+        last = await session.scalar(
+            select(OutboxEntry)
+            .where(OutboxEntry.last_error.is_not(None))
+            .order_by(OutboxEntry.id.desc())
+            .limit(1)
+        )
     status: dict[str, Any] = {"pending": 0, "sent": 0, "failed": 0, "by_kind": {}}
     for st, kind, n in counts:
         status[st] = status.get(st, 0) + n
@@ -113,25 +132,57 @@ async def load_tree(session: AsyncSession, trace_id: uuid.UUID) -> dict[str, Any
     trace = await session.get(Trace, trace_id)
     if trace is None:
         return None
-    spans = (await session.scalars(select(Span).where(Span.trace_id == trace_id)
-                                   .order_by(Span.start_time))).all()
+    spans = (
+        await session.scalars(
+            select(Span).where(Span.trace_id == trace_id).order_by(Span.start_time)
+        )
+    ).all()
     evals = (await session.scalars(select(Evaluation).where(Evaluation.trace_id == trace_id))).all()
     return {
-        "trace": {"id": str(trace.id), "name": trace.name, "trace_type": trace.trace_type,
-                  "start_time": _iso(trace.start_time), "end_time": _iso(trace.end_time),
-                  "input": trace.input_data, "output": trace.output_data,
-                  "metadata": {**(trace.meta_data or {}), "trace_type": trace.trace_type},
-                  "tags": list(trace.tags or []), "error": trace.error},
-        "spans": [{"id": str(s.id), "trace_id": str(s.trace_id),
-                   "parent_span_id": str(s.parent_span_id) if s.parent_span_id else None,
-                   "name": s.name, "type": s.type, "model": s.model, "provider": s.provider,
-                   "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens,
-                   "total_tokens": s.total_tokens, "cost": s.cost, "start_time": _iso(s.start_time),
-                   "end_time": _iso(s.end_time), "input": s.input, "output": s.output,
-                   "metadata": s.meta_data, "error": s.error} for s in spans],
-        "evaluations": [{"name": e.metric_name, "score": e.score, "reason": e.reason,
-                         "span_id": str(e.span_id) if e.span_id else None}
-                        for e in evals if e.status == "ok" and e.score is not None],
+        "trace": {
+            "id": str(trace.id),
+            "name": trace.name,
+            "trace_type": trace.trace_type,
+            "start_time": _iso(trace.start_time),
+            "end_time": _iso(trace.end_time),
+            "input": trace.input_data,
+            "output": trace.output_data,
+            "metadata": {**(trace.meta_data or {}), "trace_type": trace.trace_type},
+            "tags": list(trace.tags or []),
+            "error": trace.error,
+        },
+        "spans": [
+            {
+                "id": str(s.id),
+                "trace_id": str(s.trace_id),
+                "parent_span_id": str(s.parent_span_id) if s.parent_span_id else None,
+                "name": s.name,
+                "type": s.type,
+                "model": s.model,
+                "provider": s.provider,
+                "prompt_tokens": s.prompt_tokens,
+                "completion_tokens": s.completion_tokens,
+                "total_tokens": s.total_tokens,
+                "cost": s.cost,
+                "start_time": _iso(s.start_time),
+                "end_time": _iso(s.end_time),
+                "input": s.input,
+                "output": s.output,
+                "metadata": s.meta_data,
+                "error": s.error,
+            }
+            for s in spans
+        ],
+        "evaluations": [
+            {
+                "name": e.metric_name,
+                "score": e.score,
+                "reason": e.reason,
+                "span_id": str(e.span_id) if e.span_id else None,
+            }
+            for e in evals
+            if e.status == "ok" and e.score is not None
+        ],
     }
 
 
@@ -139,45 +190,102 @@ def dataset_export_name(dataset: Dataset) -> str:
     return f"{dataset.name}-v{dataset.version}"
 
 
-async def _experiment_payload(session: AsyncSession, experiment_id: uuid.UUID) -> dict[str, Any] | None:
+async def _experiment_payload(
+    session: AsyncSession, experiment_id: uuid.UUID
+) -> dict[str, Any] | None:
     exp = await session.get(Experiment, experiment_id)
     if exp is None:
         return None
     dataset = await session.get(Dataset, exp.dataset_id)
     assert dataset is not None
-    cells = (await session.scalars(select(ExperimentCell).where(
-        ExperimentCell.experiment_id == experiment_id).order_by(ExperimentCell.position))).all()
-    runs = (await session.execute(select(Run.cell_id, Run.dataset_item_id, Run.trace_id).where(
-        Run.experiment_id == experiment_id, Run.status == "succeeded"))).all()
+    cells = (
+        await session.scalars(
+            select(ExperimentCell)
+            .where(ExperimentCell.experiment_id == experiment_id)
+            .order_by(ExperimentCell.position)
+        )
+    ).all()
+    runs = (
+        await session.execute(
+            select(Run.cell_id, Run.dataset_item_id, Run.trace_id).where(
+                Run.experiment_id == experiment_id, Run.status == "succeeded"
+            )
+        )
+    ).all()
     used_items = {item_id for _, item_id, _ in runs}
-    items = (await session.scalars(select(DatasetItem).where(DatasetItem.id.in_(used_items))
-                                   .order_by(DatasetItem.position))).all() if used_items else []
-    refs = {c.prompt for c in cells} | {exp.spec.get("final_prompt", "cod_final@1"),
-                                        exp.spec.get("judge", {}).get("prompt", "summary_judge@1")}
+    items = (
+        (
+            await session.scalars(
+                select(DatasetItem)
+                .where(DatasetItem.id.in_(used_items))
+                .order_by(DatasetItem.position)
+            )
+        ).all()
+        if used_items
+        else []
+    )
+    refs = {c.prompt for c in cells} | {
+        exp.spec.get("final_prompt", "cod_final@1"),
+        exp.spec.get("judge", {}).get("prompt", "summary_judge@1"),
+    }
     prompts = {}
     for ref in refs:
         name, _, version = ref.partition("@")
-        p = await session.scalar(select(Prompt).where(Prompt.name == name, Prompt.version == int(version)))
+        p = await session.scalar(
+            select(Prompt).where(Prompt.name == name, Prompt.version == int(version))
+        )
         if p is not None:
-            prompts[ref] = {"name": p.name, "template": p.template, "version_label": f"v{p.version}",
-                            "metadata": {"codi_eval_version": p.version, "template_hash": p.template_hash}}
+            prompts[ref] = {
+                "name": p.name,
+                "template": p.template,
+                "version_label": f"v{p.version}",
+                "metadata": {"codi_eval_version": p.version, "template_hash": p.template_hash},
+            }
     return {
         "dataset_name": dataset_export_name(dataset),
-        "dataset_items": [{"id": str(i.id), "data": {"item": i.item_key, "language": i.language,
-                                                     "code": i.code, "instruction": i.instruction,
-                                                     "reference": i.reference}} for i in items],
-        "cells": [{"id": str(c.id), "name": f"{exp.name}/{c.key}",
-                   "config": {**c.params, "experiment": exp.name, "experiment_id": str(exp.id),
-                              "cell": c.key, "spec_hash": exp.spec_hash},
-                   "prompts": [prompts[r] for r in (c.prompt, exp.spec.get("final_prompt", "cod_final@1"))
-                               if r in prompts],
-                   "items": [{"dataset_item_id": str(item), "trace_id": str(trace)}
-                             for cell_id, item, trace in runs if cell_id == c.id and trace is not None]}
-                  for c in cells],
+        "dataset_items": [
+            {
+                "id": str(i.id),
+                "data": {
+                    "item": i.item_key,
+                    "language": i.language,
+                    "code": i.code,
+                    "instruction": i.instruction,
+                    "reference": i.reference,
+                },
+            }
+            for i in items
+        ],
+        "cells": [
+            {
+                "id": str(c.id),
+                "name": f"{exp.name}/{c.key}",
+                "config": {
+                    **c.params,
+                    "experiment": exp.name,
+                    "experiment_id": str(exp.id),
+                    "cell": c.key,
+                    "spec_hash": exp.spec_hash,
+                },
+                "prompts": [
+                    prompts[r]
+                    for r in (c.prompt, exp.spec.get("final_prompt", "cod_final@1"))
+                    if r in prompts
+                ],
+                "items": [
+                    {"dataset_item_id": str(item), "trace_id": str(trace)}
+                    for cell_id, item, trace in runs
+                    if cell_id == c.id and trace is not None
+                ],
+            }
+            for c in cells
+        ],
     }
 
 
-async def _credentials(session: AsyncSession, user_id: int | None, settings: Settings) -> dict[str, Any]:
+async def _credentials(
+    session: AsyncSession, user_id: int | None, settings: Settings
+) -> dict[str, Any]:
     if user_id is None:
         return {}
     user = await session.get(User, user_id)
@@ -193,22 +301,38 @@ async def _credentials(session: AsyncSession, user_id: int | None, settings: Set
     return creds
 
 
-async def sync_outbox(store: Store, settings: Settings, *, limit: int = 500, timeout_s: float = 60.0,
-                      exporter_factory: Any = None) -> SyncReport:
+async def sync_outbox(
+    store: Store,
+    settings: Settings,
+    *,
+    limit: int = 500,
+    timeout_s: float = 60.0,
+    exporter_factory: Any = None,
+) -> SyncReport:
     """Send pending and failed outbox rows (up to ``limit`` per pass) and record the outcome."""
     report = SyncReport()
     async with store.session() as session:
-        rows = (await session.scalars(select(OutboxEntry).where(OutboxEntry.status != "sent")
-                                      .order_by(OutboxEntry.id).limit(limit))).all()
+        rows = (
+            await session.scalars(
+                select(OutboxEntry)
+                .where(OutboxEntry.status != "sent")
+                .order_by(OutboxEntry.id)
+                .limit(limit)
+            )
+        ).all()
     if not rows:
         return report
     if exporter_factory is None:
         unreachable = await opik_reachable(settings)
         if unreachable is not None:
             async with store.transaction() as session:
-                await session.execute(update(OutboxEntry).where(OutboxEntry.id.in_([r.id for r in rows]))
-                                      .values(status="failed", attempts=OutboxEntry.attempts + 1,
-                                              last_error=unreachable))
+                await session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id.in_([r.id for r in rows]))
+                    .values(
+                        status="failed", attempts=OutboxEntry.attempts + 1, last_error=unreachable
+                    )
+                )
             for row in rows:
                 report.failed[row.kind] += 1
             report.last_error = unreachable
@@ -225,7 +349,9 @@ async def sync_outbox(store: Store, settings: Settings, *, limit: int = 500, tim
             creds = await _credentials(session, user_id, settings)
         if settings.opik_url:
             creds.setdefault("host", settings.opik_url)
-        exporter = await asyncio.to_thread(lambda c=creds, p=project: exporter_factory(project_name=p, **c))
+        exporter = await asyncio.to_thread(
+            functools.partial(exporter_factory, project_name=project, **creds)
+        )
         try:
             await _send_group(store, exporter, group, report, timeout_s)
         finally:
@@ -233,8 +359,9 @@ async def sync_outbox(store: Store, settings: Settings, *, limit: int = 500, tim
     return report
 
 
-async def _send_group(store: Store, exporter: Any, group: list[OutboxEntry], report: SyncReport,
-                      timeout_s: float) -> None:
+async def _send_group(
+    store: Store, exporter: Any, group: list[OutboxEntry], report: SyncReport, timeout_s: float
+) -> None:
     queued: list[OutboxEntry] = []
     errors: dict[int, str] = {}
     for row in group:
@@ -258,17 +385,39 @@ async def _send_group(store: Store, exporter: Any, group: list[OutboxEntry], rep
             if row.id in errors or not flushed:
                 report.failed[row.kind] += 1
                 report.last_error = errors.get(row.id, problem)
-                await session.execute(update(OutboxEntry).where(OutboxEntry.id == row.id).values(
-                    status="failed", attempts=OutboxEntry.attempts + 1, last_error=report.last_error))
+                await session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id == row.id)
+                    .values(
+                        status="failed",
+                        attempts=OutboxEntry.attempts + 1,
+                        last_error=report.last_error,
+                    )
+                )
             else:
                 report.sent[row.kind] += 1
-                await session.execute(update(OutboxEntry).where(OutboxEntry.id == row.id).values(
-                    status="sent", attempts=OutboxEntry.attempts + 1, sent_at=utcnow(), last_error=None))
+                await session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id == row.id)
+                    .values(
+                        status="sent",
+                        attempts=OutboxEntry.attempts + 1,
+                        sent_at=utcnow(),
+                        last_error=None,
+                    )
+                )
 
 
 def _export_experiment(exporter: Any, payload: dict[str, Any]) -> None:
-    exporter.export_dataset(payload["dataset_name"], payload["dataset_items"],
-                            description="codi-eval dataset version")
+    exporter.export_dataset(
+        payload["dataset_name"], payload["dataset_items"], description="codi-eval dataset version"
+    )
     for cell in payload["cells"]:
-        exporter.export_experiment(cell["name"], payload["dataset_name"], cell["config"],
-                                   cell["prompts"], cell["items"], experiment_id=cell["id"])
+        exporter.export_experiment(
+            cell["name"],
+            payload["dataset_name"],
+            cell["config"],
+            cell["prompts"],
+            cell["items"],
+            experiment_id=cell["id"],
+        )

@@ -54,7 +54,9 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     """``"cod_iteration@2"`` → ``("cod_iteration", 2)``; a bare name means the latest version."""
     match = REF.match(ref.strip())
     if not match:
-        raise InputError(f"not a prompt reference: {ref!r} (expected name@version, e.g. cod_iteration@1)")
+        raise InputError(
+            f"not a prompt reference: {ref!r} (expected name@version, e.g. cod_iteration@1)"
+        )
     version = match.group("version")
     return match.group("name"), int(version) if version else None
 
@@ -74,31 +76,56 @@ def load_prompt_file(path: Path) -> PromptFile:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                         line=mark.line + 1 if mark else None) from exc
+        raise InputError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            file=str(path),
+            line=mark.line + 1 if mark else None,
+        ) from exc
     if not isinstance(data, dict):
-        raise InputError("a prompt file holds one mapping with name, version, template", file=str(path))
+        raise InputError(
+            "a prompt file holds one mapping with name, version, template", file=str(path)
+        )
     unknown = sorted(set(data) - FIELDS)
     if unknown:
-        raise InputError(f"unknown key (allowed: {', '.join(sorted(FIELDS))})", file=str(path),
-                         line=_line_of(node, unknown[0]), field=unknown[0])
+        raise InputError(
+            f"unknown key (allowed: {', '.join(sorted(FIELDS))})",
+            file=str(path),
+            line=_line_of(node, unknown[0]),
+            field=unknown[0],
+        )
     for key in ("name", "version", "template"):
         if key not in data:
             raise InputError("is required", file=str(path), field=key)
     name, version, template = data["name"], data["version"], data["template"]
     if not isinstance(name, str) or not NAME.match(name):
-        raise InputError("must be lower-case letters, digits, _ or -", file=str(path),
-                         line=_line_of(node, "name"), field="name")
+        raise InputError(
+            "must be lower-case letters, digits, _ or -",
+            file=str(path),
+            line=_line_of(node, "name"),
+            field="name",
+        )
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InputError("must be a whole number >= 1", file=str(path),
-                         line=_line_of(node, "version"), field="version")
+        raise InputError(
+            "must be a whole number >= 1",
+            file=str(path),
+            line=_line_of(node, "version"),
+            field="version",
+        )
     if not isinstance(template, str) or not template.strip():
-        raise InputError("must be a non-empty string", file=str(path),
-                         line=_line_of(node, "template"), field="template")
+        raise InputError(
+            "must be a non-empty string",
+            file=str(path),
+            line=_line_of(node, "template"),
+            field="template",
+        )
     description = data.get("description")
     if description is not None and not isinstance(description, str):
-        raise InputError("must be a string", file=str(path), line=_line_of(node, "description"),
-                         field="description")
+        raise InputError(
+            "must be a string",
+            file=str(path),
+            line=_line_of(node, "description"),
+            field="description",
+        )
     return PromptFile(name, version, template, description, str(path))
 
 
@@ -130,16 +157,24 @@ async def seed_prompts(store: Store, directory: Path) -> SeedReport:
         for pf in files:
             current = existing.get((pf.name, pf.version))
             if current is None:
-                session.add(Prompt(name=pf.name, version=pf.version, template=pf.template,
-                                   variables=variables(pf.template), description=pf.description,
-                                   template_hash=pf.template_hash))
+                session.add(
+                    Prompt(
+                        name=pf.name,
+                        version=pf.version,
+                        template=pf.template,
+                        variables=variables(pf.template),
+                        description=pf.description,
+                        template_hash=pf.template_hash,
+                    )
+                )
                 created.append(pf.ref)
             elif current.template_hash != pf.template_hash:
                 raise PromptConflict(
                     f"{pf.ref} is already seeded with a different template; versions are "
                     f"immutable, so give the changed template a new version (e.g. version: "
                     f"{max(v for (n, v) in existing if n == pf.name) + 1})",
-                    file=pf.path, field="template",
+                    file=pf.path,
+                    field="template",
                 )
             else:
                 unchanged.append(pf.ref)
@@ -166,7 +201,9 @@ async def get_prompt(store: Store, ref: str) -> Prompt:
     name, version = parse_ref(ref)
     versions = await list_prompts(store, name)
     if not versions:
-        raise NotFound(f"unknown prompt {name!r}; run `codi-eval prompts list` to see what is seeded")
+        raise NotFound(
+            f"unknown prompt {name!r}; run `codi-eval prompts list` to see what is seeded"
+        )
     if version is None:
         return versions[-1]
     for p in versions:

@@ -14,7 +14,9 @@ class SecretKeyMissing(RuntimeError):
 
 def _fernet(secret_key: str | None) -> Fernet:
     if not secret_key:
-        raise SecretKeyMissing("CODI_EVAL_SECRET_KEY is not set, so users' Opik API keys cannot be stored")
+        raise SecretKeyMissing(
+            "CODI_EVAL_SECRET_KEY is not set, so users' Opik API keys cannot be stored"
+        )
     # Any passphrase works: derive the 32-byte key Fernet needs.
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode()).digest()))
 
@@ -27,7 +29,9 @@ def decrypt(token: str, secret_key: str | None) -> str:
     try:
         return _fernet(secret_key).decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SecretKeyMissing("a stored Opik API key cannot be decrypted with this CODI_EVAL_SECRET_KEY") from None
+        raise SecretKeyMissing(
+            "a stored Opik API key cannot be decrypted with this CODI_EVAL_SECRET_KEY"
+        ) from None
 
 
 def hash_token(token: str) -> str:

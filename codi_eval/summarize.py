@@ -30,8 +30,14 @@ from codi_eval.models.base import GenerateRequest, Generation, Model, ModelError
 from codi_eval.templates import render
 from codi_eval.tracing import Tracer
 
-DEFAULT_METRICS = ("entity_density", "identifier_coverage", "compression", "word_count",
-                   "rouge_l", "bleu4")
+DEFAULT_METRICS = (
+    "entity_density",
+    "identifier_coverage",
+    "compression",
+    "word_count",
+    "rouge_l",
+    "bleu4",
+)
 DEFAULT_INSTRUCTION = "Explain what this code does and how."
 NO_SUMMARY_YET = "(none yet: this is the first summary)"
 
@@ -101,8 +107,14 @@ def parse_iteration_answer(text: str) -> tuple[str, list[str]]:
         if isinstance(data, list) and data and isinstance(data[-1], dict):
             data = data[-1]  # the paper's format: one object per step, the last is the densest
         if isinstance(data, dict):
-            summary = next((data[k] for k in ("denser_summary", "Denser_Summary", "summary")
-                            if isinstance(data.get(k), str)), None)
+            summary = next(
+                (
+                    data[k]
+                    for k in ("denser_summary", "Denser_Summary", "summary")
+                    if isinstance(data.get(k), str)
+                ),
+                None,
+            )
             entities = data.get("missing_entities", data.get("Missing_Entities", []))
             if isinstance(entities, str):
                 entities = [e.strip() for e in re.split(r"[;,]", entities) if e.strip()]
@@ -119,7 +131,7 @@ def _json_candidates(text: str) -> list[Any]:
     for open_, close in (("[", "]"), ("{", "}")):
         start, end = text.find(open_), text.rfind(close)
         if start != -1 and end > start:
-            spans.append(text[start:end + 1])
+            spans.append(text[start : end + 1])
     found = []
     for span in spans:
         try:
@@ -133,16 +145,27 @@ def _merge_usage(a: Usage, b: Usage) -> Usage:
     def add(x: int | None, y: int | None) -> int | None:
         return y if x is None else x if y is None else x + y
 
-    return Usage(add(a.prompt_tokens, b.prompt_tokens), add(a.completion_tokens, b.completion_tokens),
-                 add(a.total_tokens, b.total_tokens))
+    return Usage(
+        add(a.prompt_tokens, b.prompt_tokens),
+        add(a.completion_tokens, b.completion_tokens),
+        add(a.total_tokens, b.total_tokens),
+    )
 
 
 class Summarizer:
     """Runs Chain of Density with one model and one judge, recording through a tracer."""
 
-    def __init__(self, *, model: Model, judge: Judge | None, iteration_prompt: PromptVersion,
-                 final_prompt: PromptVersion, tracer: Tracer, settings: CoDSettings | None = None,
-                 metrics: Sequence[str] = DEFAULT_METRICS) -> None:
+    def __init__(
+        self,
+        *,
+        model: Model,
+        judge: Judge | None,
+        iteration_prompt: PromptVersion,
+        final_prompt: PromptVersion,
+        tracer: Tracer,
+        settings: CoDSettings | None = None,
+        metrics: Sequence[str] = DEFAULT_METRICS,
+    ) -> None:
         self.model = model
         self.judge = judge
         self.iteration_prompt = iteration_prompt
@@ -151,103 +174,206 @@ class Summarizer:
         self.settings = settings or CoDSettings()
         self.metrics = tuple(metrics)
 
-    async def _call(self, name: str, prompt: PromptVersion, values: dict[str, Any],
-                    context: dict[str, Any], metadata: dict[str, Any]) -> tuple[Generation, Any]:
+    async def _call(
+        self,
+        name: str,
+        prompt: PromptVersion,
+        values: dict[str, Any],
+        context: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> tuple[Generation, Any]:
         """One model call inside an llm span; returns the span so callers can add what they learn."""
         s = self.settings
         text = render(prompt.template, values, name=prompt.ref)
-        request = GenerateRequest(prompt=text, temperature=s.temperature, seed=s.seed,
-                                  max_tokens=s.max_tokens, timeout_s=s.timeout_s, context=context)
-        async with self.tracer.span(name, type="llm", input={"prompt": text},
-                                    metadata={"prompt": prompt.ref, **metadata},
-                                    model=self.model.name, provider=self.model.provider) as span:
+        request = GenerateRequest(
+            prompt=text,
+            temperature=s.temperature,
+            seed=s.seed,
+            max_tokens=s.max_tokens,
+            timeout_s=s.timeout_s,
+            context=context,
+        )
+        async with self.tracer.span(
+            name,
+            type="llm",
+            input={"prompt": text},
+            metadata={"prompt": prompt.ref, **metadata},
+            model=self.model.name,
+            provider=self.model.provider,
+        ) as span:
             generation = await self.model.generate(request)
-            span.update(model=generation.model, provider=generation.provider,
-                        metadata={"latency_ms": round(generation.latency_ms, 3),
-                                  "finish_reason": generation.finish_reason,
-                                  "cached": generation.cached})
-            span.set_usage(generation.usage.prompt_tokens, generation.usage.completion_tokens,
-                           generation.usage.total_tokens, generation.cost)
+            span.update(
+                model=generation.model,
+                provider=generation.provider,
+                metadata={
+                    "latency_ms": round(generation.latency_ms, 3),
+                    "finish_reason": generation.finish_reason,
+                    "cached": generation.cached,
+                },
+            )
+            span.set_usage(
+                generation.usage.prompt_tokens,
+                generation.usage.completion_tokens,
+                generation.usage.total_tokens,
+                generation.cost,
+            )
             span.set_output({"text": generation.text})
         return generation, span
 
-    async def chain_of_density(self, *, code: str, instruction: str, language: str = "python",
-                               ) -> tuple[str, list[Iteration], Generation]:
+    async def chain_of_density(
+        self,
+        *,
+        code: str,
+        instruction: str,
+        language: str = "python",
+    ) -> tuple[str, list[Iteration], Generation]:
         s = self.settings
         entity_list = code_facts.entities(code, language)
         iterations: list[Iteration] = []
         previous: str | None = None
-        async with self.tracer.span("chain_of_density", input={"instruction": instruction},
-                                    metadata={"density_iterations": s.density_iterations,
-                                              "iteration_prompt": self.iteration_prompt.ref,
-                                              "final_prompt": self.final_prompt.ref,
-                                              "word_budget": s.word_budget}) as cod_span:
+        async with self.tracer.span(
+            "chain_of_density",
+            input={"instruction": instruction},
+            metadata={
+                "density_iterations": s.density_iterations,
+                "iteration_prompt": self.iteration_prompt.ref,
+                "final_prompt": self.final_prompt.ref,
+                "word_budget": s.word_budget,
+            },
+        ) as cod_span:
             for number in range(1, s.density_iterations + 1):
-                values = {"code": code, "language": language, "instruction": instruction,
-                          "iteration": number, "previous_summary": previous or NO_SUMMARY_YET,
-                          "word_budget": s.word_budget}
-                context = {"task": "cod_iteration", "code": code, "language": language,
-                           "instruction": instruction, "iteration": number,
-                           "previous_summary": previous, "word_budget": s.word_budget}
+                values = {
+                    "code": code,
+                    "language": language,
+                    "instruction": instruction,
+                    "iteration": number,
+                    "previous_summary": previous or NO_SUMMARY_YET,
+                    "word_budget": s.word_budget,
+                }
+                context = {
+                    "task": "cod_iteration",
+                    "code": code,
+                    "language": language,
+                    "instruction": instruction,
+                    "iteration": number,
+                    "previous_summary": previous,
+                    "word_budget": s.word_budget,
+                }
                 meta: dict[str, Any] = {"iteration": number}
-                generation, span = await self._call(f"iteration {number}", self.iteration_prompt,
-                                                    values, context, meta)
+                generation, span = await self._call(
+                    f"iteration {number}", self.iteration_prompt, values, context, meta
+                )
                 summary, named = parse_iteration_answer(generation.text)
                 if not summary:
                     raise ModelError("empty", f"iteration {number} returned no summary")
                 before = set(code_facts.mentioned(previous or "", entity_list))
                 now = code_facts.mentioned(summary, entity_list)
                 added = [e for e in now if e not in before]
-                item = Iteration(number, summary, named, added, code_facts.word_count(summary),
-                                 code_facts.entity_density(summary, entity_list), generation)
-                span.update(metadata={
-                    "missing_entities": named, "added_entities": added,
-                    "word_count": item.word_count, "entity_density": round(item.entity_density, 4)})
+                item = Iteration(
+                    number,
+                    summary,
+                    named,
+                    added,
+                    code_facts.word_count(summary),
+                    code_facts.entity_density(summary, entity_list),
+                    generation,
+                )
+                span.update(
+                    metadata={
+                        "missing_entities": named,
+                        "added_entities": added,
+                        "word_count": item.word_count,
+                        "entity_density": round(item.entity_density, 4),
+                    }
+                )
                 iterations.append(item)
                 previous = summary
-            final_values = {"code": code, "language": language, "instruction": instruction,
-                            "current_summary": previous, "word_budget": s.word_budget}
-            final_context = {"task": "cod_final", "code": code, "language": language,
-                             "instruction": instruction, "previous_summary": previous,
-                             "word_budget": s.word_budget, "iteration": s.density_iterations + 1}
-            final, span = await self._call("final", self.final_prompt, final_values, final_context, {})
+            final_values = {
+                "code": code,
+                "language": language,
+                "instruction": instruction,
+                "current_summary": previous,
+                "word_budget": s.word_budget,
+            }
+            final_context = {
+                "task": "cod_final",
+                "code": code,
+                "language": language,
+                "instruction": instruction,
+                "previous_summary": previous,
+                "word_budget": s.word_budget,
+                "iteration": s.density_iterations + 1,
+            }
+            final, span = await self._call(
+                "final", self.final_prompt, final_values, final_context, {}
+            )
             summary = _FENCE.sub("", final.text.strip()).strip()
             if not summary:
                 raise ModelError("empty", "the final summary call returned no text")
-            span.update(metadata={
-                "word_count": code_facts.word_count(summary),
-                "entity_density": round(code_facts.entity_density(summary, entity_list), 4)})
+            span.update(
+                metadata={
+                    "word_count": code_facts.word_count(summary),
+                    "entity_density": round(code_facts.entity_density(summary, entity_list), 4),
+                }
+            )
             cod_span.set_output({"summary": summary})
         return summary, iterations, final
 
-    async def evaluate(self, *, code: str, summary: str, instruction: str, language: str,
-                       reference: str | None) -> tuple[Judgement | None, list[MetricScore]]:
+    async def evaluate(
+        self, *, code: str, summary: str, instruction: str, language: str, reference: str | None
+    ) -> tuple[Judgement | None, list[MetricScore]]:
         judgement: Judgement | None = None
         if self.judge is not None:
-            async with self.tracer.span(f"judge: {self.judge.metric_name}", type="judge",
-                                        input={"summary": summary, "instruction": instruction},
-                                        metadata={"prompt": self.judge.prompt_ref}) as span:
-                judgement = await self.judge.judge(code=code, summary=summary, instruction=instruction,
-                                                   language=language)
+            async with self.tracer.span(
+                f"judge: {self.judge.metric_name}",
+                type="judge",
+                input={"summary": summary, "instruction": instruction},
+                metadata={"prompt": self.judge.prompt_ref},
+            ) as span:
+                judgement = await self.judge.judge(
+                    code=code, summary=summary, instruction=instruction, language=language
+                )
                 gen = judgement.generation
                 if gen is not None:
-                    span.update(model=gen.model, provider=gen.provider,
-                                metadata={"latency_ms": round(gen.latency_ms, 3), "cached": gen.cached})
-                    span.set_usage(gen.usage.prompt_tokens, gen.usage.completion_tokens,
-                                   gen.usage.total_tokens, gen.cost)
-                span.set_output({"score": judgement.score, "reason": judgement.reason,
-                                 "status": judgement.status, "scale": judgement.scale,
-                                 "raw": judgement.raw if not judgement.ok else None})
+                    span.update(
+                        model=gen.model,
+                        provider=gen.provider,
+                        metadata={"latency_ms": round(gen.latency_ms, 3), "cached": gen.cached},
+                    )
+                    span.set_usage(
+                        gen.usage.prompt_tokens,
+                        gen.usage.completion_tokens,
+                        gen.usage.total_tokens,
+                        gen.cost,
+                    )
+                span.set_output(
+                    {
+                        "score": judgement.score,
+                        "reason": judgement.reason,
+                        "status": judgement.status,
+                        "scale": judgement.scale,
+                        "raw": judgement.raw if not judgement.ok else None,
+                    }
+                )
                 self.tracer.evaluation(
-                    judgement.metric_name, judgement.score, judgement.reason, span_id=span.id,
+                    judgement.metric_name,
+                    judgement.score,
+                    judgement.reason,
+                    span_id=span.id,
                     status=judgement.status,
-                    metadata={"judge": getattr(self.judge, "name", type(self.judge).__name__),
-                              "prompt": self.judge.prompt_ref, "scale": judgement.scale,
-                              **({"raw": judgement.raw} if not judgement.ok else {}),
-                              **judgement.meta})
+                    metadata={
+                        "judge": getattr(self.judge, "name", type(self.judge).__name__),
+                        "prompt": self.judge.prompt_ref,
+                        "scale": judgement.scale,
+                        **({"raw": judgement.raw} if not judgement.ok else {}),
+                        **judgement.meta,
+                    },
+                )
         scores: list[MetricScore] = []
         if self.metrics:
-            async with self.tracer.span("metrics", type="metric", input={"metrics": list(self.metrics)}) as span:
+            async with self.tracer.span(
+                "metrics", type="metric", input={"metrics": list(self.metrics)}
+            ) as span:
                 scores = score_all(list(self.metrics), code, summary, reference, language)
                 span.set_output({m.name: m.value for m in scores})
                 for m in scores:
@@ -255,10 +381,17 @@ class Summarizer:
                         self.tracer.evaluation(m.name, m.value, m.reason, span_id=span.id)
         return judgement, scores
 
-    async def summarize(self, *, code: str, instruction: str | None = None, language: str = "python",
-                        reference: str | None = None, trace_name: str | None = None,
-                        trace_kwargs: dict[str, Any] | None = None,
-                        on_trace: Callable[[Any], None] | None = None) -> Outcome:
+    async def summarize(
+        self,
+        *,
+        code: str,
+        instruction: str | None = None,
+        language: str = "python",
+        reference: str | None = None,
+        trace_name: str | None = None,
+        trace_kwargs: dict[str, Any] | None = None,
+        on_trace: Callable[[Any], None] | None = None,
+    ) -> Outcome:
         """Summarize ``code`` inside a new trace and judge the result.
 
         ``on_trace(handle)`` is called as the trace opens, so a caller can attach work to
@@ -269,26 +402,45 @@ class Summarizer:
         started = time.perf_counter()
         name = trace_name or f"Code Summary: {instruction[:60]}"
         kwargs = {"trace_type": "summarization", **(trace_kwargs or {})}
-        async with self.tracer.trace(name, input={"code": code, "instruction": instruction,
-                                                  "language": language}, **kwargs) as trace:
+        async with self.tracer.trace(
+            name, input={"code": code, "instruction": instruction, "language": language}, **kwargs
+        ) as trace:
             if on_trace is not None:
                 on_trace(trace)
             summary, iterations, final = await self.chain_of_density(
-                code=code, instruction=instruction, language=language)
-            judgement, scores = await self.evaluate(code=code, summary=summary, instruction=instruction,
-                                                    language=language, reference=reference)
+                code=code, instruction=instruction, language=language
+            )
+            judgement, scores = await self.evaluate(
+                code=code,
+                summary=summary,
+                instruction=instruction,
+                language=language,
+                reference=reference,
+            )
             outcome = _outcome(summary, iterations, final, judgement, scores, started)
             trace.set_output({"summary": summary})
-            trace.update(metadata={"model": self.model.name, "tokens": outcome.usage.total_tokens,
-                                   "cost": outcome.cost, "density_iterations": len(iterations),
-                                   "iteration_prompt": self.iteration_prompt.ref,
-                                   "quality_score": outcome.quality_score})
+            trace.update(
+                metadata={
+                    "model": self.model.name,
+                    "tokens": outcome.usage.total_tokens,
+                    "cost": outcome.cost,
+                    "density_iterations": len(iterations),
+                    "iteration_prompt": self.iteration_prompt.ref,
+                    "quality_score": outcome.quality_score,
+                }
+            )
             outcome.trace_id = trace.id
         return outcome
 
 
-def _outcome(summary: str, iterations: list[Iteration], final: Generation, judgement: Judgement | None,
-             scores: list[MetricScore], started: float) -> Outcome:
+def _outcome(
+    summary: str,
+    iterations: list[Iteration],
+    final: Generation,
+    judgement: Judgement | None,
+    scores: list[MetricScore],
+    started: float,
+) -> Outcome:
     generations = [it.generation for it in iterations] + [final]
     if judgement is not None and judgement.generation is not None:
         generations.append(judgement.generation)
@@ -297,18 +449,34 @@ def _outcome(summary: str, iterations: list[Iteration], final: Generation, judge
         usage = _merge_usage(usage, g.usage)
     costs = [g.cost for g in generations]
     cost = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
-    return Outcome(summary=summary, iterations=iterations, final=final, judgement=judgement,
-                   metrics=scores, usage=usage, cost=cost,
-                   latency_ms=(time.perf_counter() - started) * 1000.0,
-                   model_calls=sum(1 for g in generations if not g.cached),
-                   cache_hits=sum(1 for g in generations if g.cached))
+    return Outcome(
+        summary=summary,
+        iterations=iterations,
+        final=final,
+        judgement=judgement,
+        metrics=scores,
+        usage=usage,
+        cost=cost,
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        model_calls=sum(1 for g in generations if not g.cached),
+        cache_hits=sum(1 for g in generations if g.cached),
+    )
 
 
-async def build_summarizer(store: Any, tracer: Tracer, *, model: str, judge: str | None,
-                           iteration_prompt: str = "cod_iteration@2", final_prompt: str = "cod_final@1",
-                           judge_prompt: str = "summary_judge@1", density_iterations: int = 2,
-                           word_budget: int = 50, metrics: Sequence[str] = DEFAULT_METRICS,
-                           model_kwargs: dict[str, Any] | None = None) -> Summarizer:
+async def build_summarizer(
+    store: Any,
+    tracer: Tracer,
+    *,
+    model: str,
+    judge: str | None,
+    iteration_prompt: str = "cod_iteration@2",
+    final_prompt: str = "cod_final@1",
+    judge_prompt: str = "summary_judge@1",
+    density_iterations: int = 2,
+    word_budget: int = 50,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    model_kwargs: dict[str, Any] | None = None,
+) -> Summarizer:
     """A :class:`Summarizer` from the names a user types (model names, prompt refs).
 
     Raises :class:`~codi_eval.errors.InputError` for an unknown model or prompt version.
@@ -320,7 +488,9 @@ async def build_summarizer(store: Any, tracer: Tracer, *, model: str, judge: str
 
     try:
         llm = get_model(model, model_kwargs)
-        judge_model = None if judge is None or judge.startswith("offline") else get_model(judge, model_kwargs)
+        judge_model = (
+            None if judge is None or judge.startswith("offline") else get_model(judge, model_kwargs)
+        )
     except ValueError as exc:
         raise InputError(str(exc), field="model") from None
     it = await get_prompt(store, iteration_prompt)
@@ -332,7 +502,12 @@ async def build_summarizer(store: Any, tracer: Tracer, *, model: str, judge: str
         else:
             jp = await get_prompt(store, judge_prompt)
             the_judge = LLMJudge(judge_model, jp.template, prompt_ref=jp.ref)
-    return Summarizer(model=llm, judge=the_judge, iteration_prompt=PromptVersion(it.ref, it.template),
-                      final_prompt=PromptVersion(fin.ref, fin.template), tracer=tracer,
-                      settings=CoDSettings(density_iterations=density_iterations, word_budget=word_budget),
-                      metrics=metrics)
+    return Summarizer(
+        model=llm,
+        judge=the_judge,
+        iteration_prompt=PromptVersion(it.ref, it.template),
+        final_prompt=PromptVersion(fin.ref, fin.template),
+        tracer=tracer,
+        settings=CoDSettings(density_iterations=density_iterations, word_budget=word_budget),
+        metrics=metrics,
+    )

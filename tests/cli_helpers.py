@@ -52,8 +52,10 @@ def query(url: str, sql: str, **params: object) -> list[tuple]:  # type: ignore[
     from sqlalchemy import create_engine, text
 
     if url.startswith("sqlite"):  # SQLAlchemy's Uuid is CHAR(32) hex on SQLite
-        params = {k: uuid.UUID(v).hex if isinstance(v, str) and len(v) == 36 else v
-                  for k, v in params.items()}
+        params = {
+            k: uuid.UUID(v).hex if isinstance(v, str) and len(v) == 36 else v
+            for k, v in params.items()
+        }
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

@@ -75,13 +75,21 @@ def test_syntax_error_falls_back_to_tokens() -> None:
 
 
 def test_other_languages_use_the_token_fallback() -> None:
-    js = analyze("function add(a, b) { // sum\n  return Math.max(a, b) + add(b, 0); }", "javascript")
+    js = analyze(
+        "function add(a, b) { // sum\n  return Math.max(a, b) + add(b, 0); }", "javascript"
+    )
     assert (js.name, js.kind, js.params) == ("add", "function", ["a", "b"])
     assert js.calls == ["Math.max", "add"] and js.recursive and js.returns
     go = analyze('func Scale(v float64, by int) error { for { panic("x") } }', "go")
     assert go.params == ["v", "by"] and go.loops == ["for"]
-    java = analyze("public int size(List<String> items) { throw new IllegalStateException(); }", "java")
-    assert java.name == "size" and java.params == ["items"] and java.raises == ["IllegalStateException"]
+    java = analyze(
+        "public int size(List<String> items) { throw new IllegalStateException(); }", "java"
+    )
+    assert (
+        java.name == "size"
+        and java.params == ["items"]
+        and java.raises == ["IllegalStateException"]
+    )
 
 
 def test_mentioned_handles_case_dotted_names_snake_case_and_backticks() -> None:
@@ -117,7 +125,12 @@ def test_any_text_never_raises(code: str, language: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(), st.lists(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}(\.[a-z_]{1,5})?", fullmatch=True), max_size=8))
+@given(
+    st.text(),
+    st.lists(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}(\.[a-z_]{1,5})?", fullmatch=True), max_size=8
+    ),
+)
 def test_density_is_bounded(summary: str, ents: list[str]) -> None:
     density = entity_density(summary, ents)
     assert 0.0 <= density <= max(len(set(ents)), 0)
@@ -126,8 +139,10 @@ def test_density_is_bounded(summary: str, ents: list[str]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{1,10}", fullmatch=True), min_size=1, max_size=6),
-       st.text(alphabet=" .,;abc", max_size=30))
+@given(
+    st.lists(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{1,10}", fullmatch=True), min_size=1, max_size=6),
+    st.text(alphabet=" .,;abc", max_size=30),
+)
 def test_an_entity_written_in_backticks_is_always_mentioned(ents: list[str], noise: str) -> None:
     summary = noise + " " + " ".join(f"`{e}`" for e in ents) + noise
     assert mentioned(summary, ents) == list(dict.fromkeys(ents))

@@ -24,7 +24,9 @@ def _gemini_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GOOGLE_GENAI_API_VERSION", raising=False)
 
 
-async def _call(srv: GeminiServer, request: GenerateRequest | None = None, name: str = "gemini-2.5-flash"):
+async def _call(
+    srv: GeminiServer, request: GenerateRequest | None = None, name: str = "gemini-2.5-flash"
+):
     model = get_model(name, {"base_url": srv.base_url})
     assert isinstance(model, GeminiModel)
     try:
@@ -79,8 +81,14 @@ async def test_wrong_api_key_is_auth_error() -> None:
 
 
 async def test_request_fields_reach_the_wire() -> None:
-    request = GenerateRequest(prompt="Rate it: score?", system="You are a judge.", json_schema=SCHEMA,
-                              temperature=0.2, seed=7, max_tokens=64)
+    request = GenerateRequest(
+        prompt="Rate it: score?",
+        system="You are a judge.",
+        json_schema=SCHEMA,
+        temperature=0.2,
+        seed=7,
+        max_tokens=64,
+    )
     async with GeminiServer() as srv:
         gen = await _call(srv, request)
         body = srv.requests[0].json
@@ -143,8 +151,14 @@ async def test_blocked_prompt_is_blocked() -> None:
 
 async def test_safety_finish_reason_is_blocked() -> None:
     def safety(body: dict) -> dict:
-        return {"candidates": [{"content": {"role": "model", "parts": [{"text": "partial"}]},
-                                "finishReason": "SAFETY"}]}
+        return {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": "partial"}]},
+                    "finishReason": "SAFETY",
+                }
+            ]
+        }
 
     async with GeminiServer(responder=safety) as srv:
         with pytest.raises(ModelError) as err:
@@ -197,7 +211,9 @@ async def test_missing_api_key_is_auth_error(monkeypatch: pytest.MonkeyPatch) ->
 async def test_fault_rate_is_seeded_and_reproducible() -> None:
     outcomes = []
     for _ in range(2):
-        async with GeminiServer(fault_rate=0.5, seed=11, fault_kinds=("rate_limit", "server_error")) as srv:
+        async with GeminiServer(
+            fault_rate=0.5, seed=11, fault_kinds=("rate_limit", "server_error")
+        ) as srv:
             model = get_model("gemini-2.5-flash", {"base_url": srv.base_url})
             kinds = []
             for _ in range(12):
@@ -220,9 +236,14 @@ def test_threaded_server_serves_a_sync_client() -> None:
 
     srv = GeminiServer().start_in_thread()
     try:
-        body = json.dumps({"contents": [{"role": "user", "parts": [{"text": "Return missing_entities"}]}]})
-        req = urllib.request.Request(f"{srv.base_url}/v1beta/models/gemini-2.5-flash:generateContent",
-                                     data=body.encode(), headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {"contents": [{"role": "user", "parts": [{"text": "Return missing_entities"}]}]}
+        )
+        req = urllib.request.Request(
+            f"{srv.base_url}/v1beta/models/gemini-2.5-flash:generateContent",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             answer = json.load(resp)
     finally:
@@ -233,6 +254,12 @@ def test_threaded_server_serves_a_sync_client() -> None:
 
 def test_retry_after_parses_header_and_retry_info() -> None:
     assert parse_retry_after({"Retry-After": "3"}, None) == 3.0
-    details = {"error": {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12.5s"}]}}
+    details = {
+        "error": {
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12.5s"}
+            ]
+        }
+    }
     assert parse_retry_after({}, details) == 12.5
     assert parse_retry_after(None, {"error": {"code": 429}}) is None

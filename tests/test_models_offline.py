@@ -15,13 +15,27 @@ import pytest
 from codi_eval.code_facts import entities, entity_density, mentioned, word_count
 from codi_eval.models import GenerateRequest, Model, OfflineModel, get_model
 
-FUNCTIONS = [textwrap.dedent, json.dumps, fnmatch.translate, heapq.nsmallest, shlex.split,
-             json.JSONEncoder.encode]
+FUNCTIONS = [
+    textwrap.dedent,
+    json.dumps,
+    fnmatch.translate,
+    heapq.nsmallest,
+    shlex.split,
+    json.JSONEncoder.encode,
+]
 
 
-def _iteration(code: str, i: int, previous: str | None, budget: int | None = None) -> GenerateRequest:
-    ctx = {"task": "cod_iteration", "code": code, "language": "python", "instruction": "Explain it.",
-           "iteration": i, "previous_summary": previous}
+def _iteration(
+    code: str, i: int, previous: str | None, budget: int | None = None
+) -> GenerateRequest:
+    ctx = {
+        "task": "cod_iteration",
+        "code": code,
+        "language": "python",
+        "instruction": "Explain it.",
+        "iteration": i,
+        "previous_summary": previous,
+    }
     if budget is not None:
         ctx["word_budget"] = budget
     return GenerateRequest(prompt=f"iteration {i}", context=ctx)
@@ -85,9 +99,18 @@ async def test_final_tightens_without_dropping_entities() -> None:
     code = inspect.getsource(json.dumps)
     ents = entities(code)
     last = (await _chain(OfflineModel(), code))[-1]["denser_summary"]
-    gen = await OfflineModel().generate(GenerateRequest(
-        prompt="final", context={"task": "cod_final", "code": code, "language": "python",
-                                 "previous_summary": last, "word_budget": 50}))
+    gen = await OfflineModel().generate(
+        GenerateRequest(
+            prompt="final",
+            context={
+                "task": "cod_final",
+                "code": code,
+                "language": "python",
+                "previous_summary": last,
+                "word_budget": 50,
+            },
+        )
+    )
     assert not gen.text.startswith("{")
     assert set(mentioned(last, ents)) <= set(mentioned(gen.text, ents))
     assert word_count(gen.text) <= word_count(last)
@@ -97,18 +120,31 @@ async def test_other_languages_use_the_token_fallback() -> None:
     code = "function slugify(title, sep) {\n  return title.toLowerCase().split(' ').join(sep);\n}"
     previous = None
     for i in (1, 2, 3):
-        gen = await OfflineModel().generate(GenerateRequest(prompt="p", context={
-            "task": "cod_iteration", "code": code, "language": "javascript", "iteration": i,
-            "previous_summary": previous}))
+        gen = await OfflineModel().generate(
+            GenerateRequest(
+                prompt="p",
+                context={
+                    "task": "cod_iteration",
+                    "code": code,
+                    "language": "javascript",
+                    "iteration": i,
+                    "previous_summary": previous,
+                },
+            )
+        )
         previous = json.loads(gen.text)["denser_summary"]
     assert {"slugify", "title", "sep"} <= set(mentioned(previous, entities(code, "javascript")))
 
 
 async def test_no_task_summarizes_code_or_prompt() -> None:
     model = OfflineModel()
-    from_context = await model.generate(GenerateRequest(prompt="x", context={"code": "def add(a, b):\n    return a + b\n"}))
+    from_context = await model.generate(
+        GenerateRequest(prompt="x", context={"code": "def add(a, b):\n    return a + b\n"})
+    )
     assert "`add`" in from_context.text and word_count(from_context.text) <= 50
-    fenced = await model.generate(GenerateRequest(prompt="Summarize:\n```python\ndef mul(x, y):\n    return x * y\n```"))
+    fenced = await model.generate(
+        GenerateRequest(prompt="Summarize:\n```python\ndef mul(x, y):\n    return x * y\n```")
+    )
     assert "`mul`" in fenced.text
     plain = await model.generate(GenerateRequest(prompt="Tell me about caching strategies."))
     assert "caching strategies" in plain.text

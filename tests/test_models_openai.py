@@ -9,8 +9,12 @@ import pytest
 from codi_eval.models import GenerateRequest, ModelError, OpenAICompatModel, get_model
 from tests.servers.openai_server import OpenAIServer
 
-SCHEMA = {"title": "judgement", "type": "object",
-          "properties": {"score": {"type": "number"}}, "required": ["score"]}
+SCHEMA = {
+    "title": "judgement",
+    "type": "object",
+    "properties": {"score": {"type": "number"}},
+    "required": ["score"],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +23,12 @@ def _no_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
-async def _call(srv: OpenAIServer, request: GenerateRequest | None = None, name: str = "openai:llama3.1",
-                **settings):
+async def _call(
+    srv: OpenAIServer,
+    request: GenerateRequest | None = None,
+    name: str = "openai:llama3.1",
+    **settings,
+):
     model = get_model(name, {"base_url": srv.api_base, **settings})
     assert isinstance(model, OpenAICompatModel)
     try:
@@ -58,17 +66,27 @@ async def test_api_key_and_base_url_from_env(monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_json_schema_becomes_response_format() -> None:
-    request = GenerateRequest(prompt="Give a score", system="Judge.", json_schema=SCHEMA,
-                              temperature=0.0, seed=3, max_tokens=50)
+    request = GenerateRequest(
+        prompt="Give a score",
+        system="Judge.",
+        json_schema=SCHEMA,
+        temperature=0.0,
+        seed=3,
+        max_tokens=50,
+    )
     async with OpenAIServer() as srv:
         await _call(srv, request)
         await _call(srv, request, json_mode="json_object")
         first, second = srv.requests[0].json, srv.requests[1].json
-    assert first["response_format"] == {"type": "json_schema",
-                                        "json_schema": {"name": "judgement", "schema": SCHEMA}}
+    assert first["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "judgement", "schema": SCHEMA},
+    }
     assert second["response_format"] == {"type": "json_object"}
-    assert first["messages"] == [{"role": "system", "content": "Judge."},
-                                 {"role": "user", "content": "Give a score"}]
+    assert first["messages"] == [
+        {"role": "system", "content": "Judge."},
+        {"role": "user", "content": "Give a score"},
+    ]
     assert first["temperature"] == 0.0 and first["seed"] == 3 and first["max_tokens"] == 50
 
 
@@ -77,7 +95,11 @@ async def test_429_is_rate_limited_with_retry_after_and_no_sdk_retry() -> None:
         with pytest.raises(ModelError) as err:
             await _call(srv)
         assert len(srv.requests) == 1
-    assert err.value.kind == "rate_limited" and err.value.retry_after_s == 4.0 and err.value.status == 429
+    assert (
+        err.value.kind == "rate_limited"
+        and err.value.retry_after_s == 4.0
+        and err.value.status == 429
+    )
 
 
 async def test_500_is_server_error_sent_once() -> None:
@@ -88,9 +110,16 @@ async def test_500_is_server_error_sent_once() -> None:
     assert err.value.kind == "server_error" and err.value.status == 500
 
 
-@pytest.mark.parametrize(("fault", "kind"), [("bad_request", "bad_request"), ("auth", "auth"),
-                                             ("empty", "empty"), ("blocked", "blocked"),
-                                             ("garbage", "server_error")])
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        ("bad_request", "bad_request"),
+        ("auth", "auth"),
+        ("empty", "empty"),
+        ("blocked", "blocked"),
+        ("garbage", "server_error"),
+    ],
+)
 async def test_faults_map_to_error_kinds(fault: str, kind: str) -> None:
     async with OpenAIServer(faults=[fault]) as srv:
         with pytest.raises(ModelError) as err:
@@ -126,7 +155,12 @@ async def test_default_responder_answers_cod_and_judge_prompts() -> None:
     import json
 
     async with OpenAIServer() as srv:
-        cod = await _call(srv, GenerateRequest(prompt="Return missing_entities and denser_summary.\n```python\ndef add(a, b):\n    return a + b\n```"))
+        cod = await _call(
+            srv,
+            GenerateRequest(
+                prompt="Return missing_entities and denser_summary.\n```python\ndef add(a, b):\n    return a + b\n```"
+            ),
+        )
         judge = await _call(srv, GenerateRequest(prompt="Give a score from 0 to 1."))
     assert set(json.loads(cod.text)) == {"missing_entities", "denser_summary"}
     assert json.loads(judge.text)["score"] == 0.8

@@ -9,7 +9,13 @@ import pytest
 from codi_eval.models import Usage, cost_for, load_prices, price_for
 from codi_eval.models.prices import PriceError
 
-REQUIRED = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-3-flash-preview", "offline"]
+REQUIRED = [
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash-lite",
+    "gemini-3-flash-preview",
+    "offline",
+]
 
 
 def test_repo_prices_cover_the_models_we_name() -> None:
@@ -17,7 +23,9 @@ def test_repo_prices_cover_the_models_we_name() -> None:
     for name in REQUIRED:
         assert name in prices
     assert prices["offline"].input_per_million == 0 and prices["offline"].output_per_million == 0
-    assert prices["gemini-2.5-pro"].output_per_million > prices["gemini-2.5-flash"].output_per_million
+    assert (
+        prices["gemini-2.5-pro"].output_per_million > prices["gemini-2.5-flash"].output_per_million
+    )
 
 
 def test_cost_is_per_million_tokens() -> None:
@@ -29,7 +37,9 @@ def test_cost_is_per_million_tokens() -> None:
 
 def test_unknown_model_or_usage_costs_none() -> None:
     assert cost_for("openai:llama3.1", Usage(10, 10)) is None
-    assert cost_for("gemini-2.5-flash-image", Usage(10, 10)) is None  # no borrowing a sibling's price
+    assert (
+        cost_for("gemini-2.5-flash-image", Usage(10, 10)) is None
+    )  # no borrowing a sibling's price
     assert cost_for("gemini-2.5-flash", Usage()) is None
 
 
@@ -41,7 +51,9 @@ def test_release_suffix_and_resource_names_find_the_price() -> None:
 
 def test_long_context_tier(tmp_path: Path) -> None:
     file = tmp_path / "prices.yaml"
-    file.write_text("models:\n  big: {input: 1, output: 2, long_context: {above_prompt_tokens: 100, input: 10, output: 20}}\n")
+    file.write_text(
+        "models:\n  big: {input: 1, output: 2, long_context: {above_prompt_tokens: 100, input: 10, output: 20}}\n"
+    )
     assert cost_for("big", Usage(100, 1_000_000), file) == pytest.approx(2.0001)
     assert cost_for("big", Usage(101, 1_000_000), file) == pytest.approx(20.00101)
 

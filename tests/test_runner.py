@@ -39,14 +39,24 @@ def write_spec(tmp_path: Path, body: str, name: str = "spec.yaml") -> Path:
     return path
 
 
-def spec_text(dataset: Path, *, name: str = "t", models: str = "[offline]", density: str = "[1, 2]",
-              extra: str = "", run: str = "{concurrency: 4, max_retries: 2, timeout_s: 5, backoff_s: 0.01}",
-              judge: str = "{model: offline}") -> str:
-    return (f"name: {name}\ndataset: {dataset}\nmatrix:\n  prompt: [cod_iteration@1, cod_iteration@2]\n"
-            f"  density_iterations: {density}\n  model: {models}\njudge: {judge}\nrun: {run}\n{extra}")
+def spec_text(
+    dataset: Path,
+    *,
+    name: str = "t",
+    models: str = "[offline]",
+    density: str = "[1, 2]",
+    extra: str = "",
+    run: str = "{concurrency: 4, max_retries: 2, timeout_s: 5, backoff_s: 0.01}",
+    judge: str = "{model: offline}",
+) -> str:
+    return (
+        f"name: {name}\ndataset: {dataset}\nmatrix:\n  prompt: [cod_iteration@1, cod_iteration@2]\n"
+        f"  density_iterations: {density}\n  model: {models}\njudge: {judge}\nrun: {run}\n{extra}"
+    )
 
 
 # ---------------------------------------------------------------- spec
+
 
 def test_spec_expands_cells_with_stable_keys(tmp_path: Path) -> None:
     spec = parse_spec(spec_text(small_dataset(tmp_path, 3), models="[offline, gemini-2.5-flash]"))
@@ -55,17 +65,23 @@ def test_spec_expands_cells_with_stable_keys(tmp_path: Path) -> None:
     assert "cod_iteration@2/d2/gemini-2.5-flash" in keys
 
 
-@pytest.mark.parametrize(("mutation", "line", "field", "message"), [
-    ("repeats: two\n", 9, "repeats", "whole number"),
-    ("sampel: {n: 3}\n", 9, "sampel", "did you mean 'sample'"),
-    ("metrics: [rouge_l, entity_densty]\n", 9, "metrics[1]", "did you mean 'entity_density'"),
-    ("run: {concurency: 3}\n", None, "run.concurency", "did you mean 'concurrency'"),
-])
-def test_spec_errors_name_file_line_and_field(tmp_path: Path, mutation: str, line: int | None,
-                                               field: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("mutation", "line", "field", "message"),
+    [
+        ("repeats: two\n", 9, "repeats", "whole number"),
+        ("sampel: {n: 3}\n", 9, "sampel", "did you mean 'sample'"),
+        ("metrics: [rouge_l, entity_densty]\n", 9, "metrics[1]", "did you mean 'entity_density'"),
+        ("run: {concurency: 3}\n", None, "run.concurency", "did you mean 'concurrency'"),
+    ],
+)
+def test_spec_errors_name_file_line_and_field(
+    tmp_path: Path, mutation: str, line: int | None, field: str, message: str
+) -> None:
     body = spec_text(small_dataset(tmp_path, 3))
     if mutation.startswith("run:"):
-        body = body.replace("run: {concurrency: 4, max_retries: 2, timeout_s: 5, backoff_s: 0.01}", mutation.strip())
+        body = body.replace(
+            "run: {concurrency: 4, max_retries: 2, timeout_s: 5, backoff_s: 0.01}", mutation.strip()
+        )
     else:
         body += mutation
     path = write_spec(tmp_path, body)
@@ -98,8 +114,11 @@ def test_bad_specs_exit_2_before_anything_is_written(tmp_path: Path, problem: st
     result = run_cli("run", str(path), db_url=db)
     assert result.returncode == 2, result.stderr
     assert str(path) in result.stderr
-    expected_field = {"wrong_type": "matrix.density_iterations[1]", "unknown_prompt": "matrix.prompt[1]",
-                      "missing_dataset": "dataset"}[problem]
+    expected_field = {
+        "wrong_type": "matrix.density_iterations[1]",
+        "unknown_prompt": "matrix.prompt[1]",
+        "missing_dataset": "dataset",
+    }[problem]
     assert f"field '{expected_field}'" in result.stderr
     if (tmp_path / "x.db").exists():
         assert count(db, "select count(*) from experiments") == 0
@@ -108,6 +127,7 @@ def test_bad_specs_exit_2_before_anything_is_written(tmp_path: Path, problem: st
 
 # ---------------------------------------------------------------- the main job
 
+
 def test_quickstart_runs_then_reruns_with_zero_calls_and_the_same_numbers(store_url: str) -> None:
     first = run_cli("run", "experiments/quickstart.yaml", "--json", db_url=store_url)
     assert first.returncode == 0, first.stderr
@@ -115,8 +135,13 @@ def test_quickstart_runs_then_reruns_with_zero_calls_and_the_same_numbers(store_
     assert a["runs_total"] == 80 and a["runs_succeeded"] == 80 and a["runs_failed"] == 0
     assert a["model_calls"] > 0 and len(a["cells"]) == 4
     for cell in a["cells"]:
-        assert 0.0 <= cell["judge_mean"] <= 1.0 and cell["judge_ci_low"] <= cell["judge_mean"] <= cell["judge_ci_high"]
-        assert {"entity_density", "identifier_coverage", "rouge_l", "compression"} <= set(cell["metrics"])
+        assert (
+            0.0 <= cell["judge_mean"] <= 1.0
+            and cell["judge_ci_low"] <= cell["judge_mean"] <= cell["judge_ci_high"]
+        )
+        assert {"entity_density", "identifier_coverage", "rouge_l", "compression"} <= set(
+            cell["metrics"]
+        )
     second = run_cli("run", "experiments/quickstart.yaml", "--json", db_url=store_url)
     assert second.returncode == 0, second.stderr
     b = json.loads(second.stdout)
@@ -136,7 +161,9 @@ def test_a_changed_spec_under_an_existing_name_needs_new(tmp_path: Path) -> None
     assert run_cli("run", str(path), "--json", db_url=db).returncode == 0
     path.write_text(spec_text(dataset, density="[2]"))
     refused = run_cli("run", str(path), db_url=db)
-    assert refused.returncode == 2 and "--new" in refused.stderr and "field 'name'" in refused.stderr
+    assert (
+        refused.returncode == 2 and "--new" in refused.stderr and "field 'name'" in refused.stderr
+    )
     accepted = run_cli("run", str(path), "--new", "--json", db_url=db)
     assert accepted.returncode == 0, accepted.stderr
     assert count(db, "select count(*) from experiments") == 2
@@ -145,10 +172,23 @@ def test_a_changed_spec_under_an_existing_name_needs_new(tmp_path: Path) -> None
 def test_dry_run_prints_counts_and_cost_and_calls_no_model(tmp_path: Path) -> None:
     server = GeminiServer().start_in_thread()
     try:
-        path = write_spec(tmp_path, spec_text(small_dataset(tmp_path, 5), models="[gemini-2.5-flash]",
-                                              judge="{model: gemini-2.5-flash}"))
+        path = write_spec(
+            tmp_path,
+            spec_text(
+                small_dataset(tmp_path, 5),
+                models="[gemini-2.5-flash]",
+                judge="{model: gemini-2.5-flash}",
+            ),
+        )
         env = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": server.base_url}
-        result = run_cli("run", str(path), "--dry-run", "--json", db_url=f"sqlite:///{tmp_path / 'd.db'}", env=env)
+        result = run_cli(
+            "run",
+            str(path),
+            "--dry-run",
+            "--json",
+            db_url=f"sqlite:///{tmp_path / 'd.db'}",
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
         plan = json.loads(result.stdout)
         # 2 prompts × 2 densities × 5 items; calls per run = density + final + judge
@@ -163,6 +203,7 @@ def test_dry_run_prints_counts_and_cost_and_calls_no_model(tmp_path: Path) -> No
 
 # ---------------------------------------------------------------- Gemini: cache, faults, deadline
 
+
 async def _run(store: Store, path: Path, **kwargs: object) -> Runner:
     spec = load_spec(path)
     prepared = await prepare(store, spec, Settings.from_env({}), new=bool(kwargs.pop("new", False)))
@@ -176,24 +217,40 @@ def gemini_env(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     def configure(server: GeminiServer) -> None:
         monkeypatch.setenv("GEMINI_API_KEY", "test-key")
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.base_url)
+
     return configure
 
 
 async def test_rerunning_with_new_hits_the_cache_and_repeats_stay_independent(
-        store: Store, tmp_path: Path, gemini_env) -> None:  # type: ignore[no-untyped-def]
+    store: Store, tmp_path: Path, gemini_env
+) -> None:  # type: ignore[no-untyped-def]
     async with GeminiServer() as server:
         gemini_env(server)
-        path = write_spec(tmp_path, spec_text(small_dataset(tmp_path, 3), models="[gemini-2.5-flash]",
-                                              density="[1]", extra="repeats: 2\n"))
+        path = write_spec(
+            tmp_path,
+            spec_text(
+                small_dataset(tmp_path, 3),
+                models="[gemini-2.5-flash]",
+                density="[1]",
+                extra="repeats: 2\n",
+            ),
+        )
         first = await _run(store, path)
         calls = len(server.requests)
         stats = first.progress.stats
         # 2 prompts × 3 items × 2 repeats × (1 iteration + final). The fake server answers both
         # prompt versions alike, so their final prompts are identical and hit the cache.
         assert stats.model_calls == calls and stats.model_calls + stats.cache_hits == 2 * 3 * 2 * 2
-        repeats = {(r.json["contents"][0]["parts"][0]["text"], r.json.get("generationConfig", {}).get("seed"))
-                   for r in server.requests}
-        assert len(repeats) < calls  # the same prompt was sent once per repeat: repeats are not cached
+        repeats = {
+            (
+                r.json["contents"][0]["parts"][0]["text"],
+                r.json.get("generationConfig", {}).get("seed"),
+            )
+            for r in server.requests
+        }
+        assert (
+            len(repeats) < calls
+        )  # the same prompt was sent once per repeat: repeats are not cached
         second = await _run(store, path, new=True)
         assert len(server.requests) == calls  # zero model calls
         assert second.progress.stats.model_calls == 0 and second.progress.stats.cache_hits == 24
@@ -205,16 +262,28 @@ async def test_rerunning_with_new_hits_the_cache_and_repeats_stay_independent(
 
 
 async def test_faults_are_survived_and_every_run_ends_with_a_status(
-        store: Store, tmp_path: Path, gemini_env) -> None:  # type: ignore[no-untyped-def]
+    store: Store, tmp_path: Path, gemini_env
+) -> None:  # type: ignore[no-untyped-def]
     # The first three requests get one fault of each kind; after that half of all calls fail
     # (with one retry, a run fails with probability ~0.44, so all 12 passing is ~1e-3).
-    async with GeminiServer(faults=["server_error", "rate_limit", "hang"], fault_rate=0.5,
-                            fault_kinds=("rate_limit", "server_error", "hang"),
-                            hang_s=3.0, retry_after=0.05, seed=3) as server:
+    async with GeminiServer(
+        faults=["server_error", "rate_limit", "hang"],
+        fault_rate=0.5,
+        fault_kinds=("rate_limit", "server_error", "hang"),
+        hang_s=3.0,
+        retry_after=0.05,
+        seed=3,
+    ) as server:
         gemini_env(server)
-        path = write_spec(tmp_path, spec_text(
-            small_dataset(tmp_path, 6), models="[gemini-2.5-flash]", density="[1]",
-            run="{concurrency: 8, max_retries: 1, timeout_s: 0.5, backoff_s: 0.01, requests_per_minute: 100000}"))
+        path = write_spec(
+            tmp_path,
+            spec_text(
+                small_dataset(tmp_path, 6),
+                models="[gemini-2.5-flash]",
+                density="[1]",
+                run="{concurrency: 8, max_retries: 1, timeout_s: 0.5, backoff_s: 0.01, requests_per_minute: 100000}",
+            ),
+        )
         runner = await _run(store, path)
     async with store.session() as session:
         rows = (await session.execute(text("select status, error_class, trace_id from runs"))).all()
@@ -230,32 +299,59 @@ async def test_faults_are_survived_and_every_run_ends_with_a_status(
     assert {"rate_limit", "server_error", "hang"} <= faults
 
 
-async def test_a_run_past_its_deadline_fails_as_deadline(store: Store, tmp_path: Path, gemini_env) -> None:  # type: ignore[no-untyped-def]
+async def test_a_run_past_its_deadline_fails_as_deadline(
+    store: Store, tmp_path: Path, gemini_env
+) -> None:  # type: ignore[no-untyped-def]
     async with GeminiServer(faults=["hang"], hang_s=5.0) as server:
         gemini_env(server)
-        path = write_spec(tmp_path, spec_text(
-            small_dataset(tmp_path, 1), models="[gemini-2.5-flash]", density="[1]",
-            run="{concurrency: 1, max_retries: 0, timeout_s: 30, run_deadline_s: 0.5}"))
+        path = write_spec(
+            tmp_path,
+            spec_text(
+                small_dataset(tmp_path, 1),
+                models="[gemini-2.5-flash]",
+                density="[1]",
+                run="{concurrency: 1, max_retries: 0, timeout_s: 30, run_deadline_s: 0.5}",
+            ),
+        )
         started = time.monotonic()
         await _run(store, path)
         assert time.monotonic() - started < 4
     async with store.session() as session:
-        classes = sorted(r[0] or "" for r in (await session.execute(text("select error_class from runs"))).all())
+        classes = sorted(
+            r[0] or "" for r in (await session.execute(text("select error_class from runs"))).all()
+        )
     assert classes[0] == "" or "deadline" in classes
 
 
 # ---------------------------------------------------------------- crash safety
 
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_sigkill_mid_run_then_resume_leaves_exactly_one_run_per_cell_item_repeat(
-        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
-    db = f"sqlite:///{tmp_path / 'k.db'}" if backend == "sqlite" else request.getfixturevalue("pg_store_url")
-    path = write_spec(tmp_path, spec_text(
-        small_dataset(tmp_path, 20), models="['offline?latency_ms=40']", density="[2]",
-        run="{concurrency: 4}"))
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    db = (
+        f"sqlite:///{tmp_path / 'k.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_store_url")
+    )
+    path = write_spec(
+        tmp_path,
+        spec_text(
+            small_dataset(tmp_path, 20),
+            models="['offline?latency_ms=40']",
+            density="[2]",
+            run="{concurrency: 4}",
+        ),
+    )
     env = {**os.environ, "CODI_EVAL_DATABASE_URL": db}
-    proc = subprocess.Popen([*CLI, "run", str(path), "--json"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*CLI, "run", str(path), "--json"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -280,18 +376,33 @@ def test_sigkill_mid_run_then_resume_leaves_exactly_one_run_per_cell_item_repeat
     assert summary["runs_executed_now"] == 40 - killed_at
     assert count(db, "select count(*) from runs") == 40
     assert count(db, "select count(*) from runs where status = 'succeeded'") == 40
-    assert count(db, "select count(*) from (select cell_id, dataset_item_id, repeat from runs "
-                     "group by cell_id, dataset_item_id, repeat) x") == 40
+    assert (
+        count(
+            db,
+            "select count(*) from (select cell_id, dataset_item_id, repeat from runs "
+            "group by cell_id, dataset_item_id, repeat) x",
+        )
+        == 40
+    )
     assert count(db, "select count(*) from traces") == 40  # no orphan or duplicate traces
     assert count(db, "select count(distinct run_id) from traces") == 40
 
 
 def test_cli_entry_point_is_installed() -> None:
-    assert subprocess.run([sys.executable, "-m", "codi_eval", "--help"], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "codi_eval", "--help"], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
-def test_a_model_parameter_the_provider_does_not_take_is_refused_at_spec_time(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, spec_text(small_dataset(tmp_path, 2), models="['offline?latency_ms=abc']"))
+def test_a_model_parameter_the_provider_does_not_take_is_refused_at_spec_time(
+    tmp_path: Path,
+) -> None:
+    path = write_spec(
+        tmp_path, spec_text(small_dataset(tmp_path, 2), models="['offline?latency_ms=abc']")
+    )
     with pytest.raises(InputError) as info:
         load_spec(path)
     assert info.value.field == "matrix.model[0]" and info.value.line == 6

@@ -170,7 +170,19 @@ async def test_a_trace_that_cannot_be_stored_fails_its_submitter_not_its_neighbo
 def test_token_counts_are_not_mistaken_for_secrets() -> None:
     from codi_eval.tracing.records import jsonable
 
-    cleaned = jsonable({"tokens": 245, "total_tokens": 3, "token": "t", "access_token": "a",
-                        "opik_api_key": "k", "Authorization": "Bearer b", "client_secret": "s"})
+    cleaned = jsonable(
+        {
+            "tokens": 245,
+            "total_tokens": 3,
+            "token": "t",
+            "access_token": "a",
+            "opik_api_key": "k",
+            "Authorization": "Bearer b",
+            "client_secret": "s",
+        }
+    )
     assert cleaned["tokens"] == 245 and cleaned["total_tokens"] == 3
-    assert {cleaned[k] for k in ("token", "access_token", "opik_api_key", "Authorization", "client_secret")} == {"[redacted]"}
+    assert {
+        cleaned[k]
+        for k in ("token", "access_token", "opik_api_key", "Authorization", "client_secret")
+    } == {"[redacted]"}

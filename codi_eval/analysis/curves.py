@@ -56,7 +56,7 @@ def density_curves_frame(
         for (prompt, model, density), group in per_item.groupby(keys, sort=True):
             ci = mean_ci(group[metric].to_numpy(dtype=np.float64), alpha=alpha)
             records.append({
-                "prompt": prompt, "model": model, "density_iterations": int(density),
+                "prompt": prompt, "model": model, "density_iterations": int(str(density)),
                 "metric": metric, "n": ci.n,
                 "mean": np.nan if ci.estimate is None else ci.estimate,
                 "ci_low": np.nan if ci.low is None else ci.low,

@@ -123,7 +123,7 @@ async def _fetch_columns(store: Store, stmt: Any) -> list[tuple[Any, ...]]:
     return list(zip(*rows, strict=True))
 
 
-def _frame(columns: Sequence[Sequence[Any]], names: list[str]) -> pd.DataFrame:
+def _frame(columns: Sequence[Any], names: list[str]) -> pd.DataFrame:
     data = {name: pd.Series(list(col)) for name, col in zip(names, columns, strict=True)}
     return pd.DataFrame(data, columns=names)
 

@@ -228,7 +228,7 @@ def _make_judges(store: Store, name: str, template: str | None, ref: str, repeat
     )  # fmt: skip
     judges = []
     for k in range(repeats):
-        clone = copy.copy(judge)
+        clone: Any = copy.copy(judge)
         clone.model = managed.for_repeat(JUDGE_CHECK_REPEAT_BASE + k)
         judges.append(clone)
     return judges
@@ -300,7 +300,7 @@ async def judge_check(
     )
     async with store.transaction() as session:
         for start in range(0, len(evaluations), 2000):
-            await session.execute(insert(Evaluation.__table__), evaluations[start : start + 2000])
+            await session.execute(insert(Evaluation), evaluations[start : start + 2000])
 
     scores = pd.DataFrame({
         "run_id": [str(e["trace_id"]) for e in evaluations],

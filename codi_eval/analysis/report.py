@@ -77,8 +77,8 @@ def ab_comparisons(
     over succeeded runs paired by item, Holm-adjusted as one family. Empty when the
     experiment has a single cell.
     """
-    cells = {
-        row.cell: {"prompt": row.prompt, "density_iterations": row.density_iterations,
+    cells: dict[str, dict[str, Any]] = {
+        str(row.cell): {"prompt": row.prompt, "density_iterations": row.density_iterations,
                    "model": row.model}
         for row in runs.drop_duplicates("cell").itertuples(index=False)
     }  # fmt: skip
@@ -152,7 +152,10 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float | np.floating):
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+        number = float(value)
+        return (
+            f"{number:.{digits}g}" if abs(number) < 1e-3 and number != 0 else f"{number:.{digits}f}"
+        )
     return html.escape(str(value))
 
 

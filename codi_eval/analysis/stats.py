@@ -146,7 +146,7 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def _normal_sf(x: FloatArray) -> FloatArray:
-    return 0.5 * _erfc(x / math.sqrt(2.0)).astype(np.float64)
+    return 0.5 * np.asarray(_erfc(x / math.sqrt(2.0)), dtype=np.float64)
 
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(256)

@@ -27,7 +27,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from codi_eval.store.models import (
@@ -55,13 +54,13 @@ _USER_COLUMNS = (
 )
 
 
-async def user_by_token_hash(conn: AsyncConnection, token_hash: str) -> Row[Any] | None:
+async def user_by_token_hash(conn: AsyncConnection, token_hash: str) -> Any:
     """The user whose token hashes to ``token_hash`` (unique index on users.token_hash)."""
     result = await conn.execute(select(*_USER_COLUMNS).where(User.token_hash == token_hash))
     return result.first()
 
 
-async def user_by_id(conn: AsyncConnection, user_id: int) -> Row[Any] | None:
+async def user_by_id(conn: AsyncConnection, user_id: int) -> Any:
     return (await conn.execute(select(*_USER_COLUMNS).where(User.id == user_id))).first()
 
 
@@ -78,7 +77,7 @@ async def create_user(conn: AsyncConnection, name: str, token_hash: str) -> int 
     return int(result.scalar_one())
 
 
-async def all_users(conn: AsyncConnection) -> Sequence[Row[Any]]:
+async def all_users(conn: AsyncConnection) -> Any:
     return (await conn.execute(select(*_USER_COLUMNS, User.created_at).order_by(User.id))).all()
 
 
@@ -144,7 +143,7 @@ async def trace_page(
     *,
     limit: int,
     offset: int,
-) -> Sequence[Row[Any]]:
+) -> Any:
     """One page of a user's traces, newest first (id breaks ties so pages never overlap).
 
     A deferred join: the page's ids come from the (user_id, [trace_type,] start_time, id)
@@ -171,9 +170,7 @@ async def trace_count(conn: AsyncConnection, f: TraceFilter) -> int:
     return int((await conn.execute(stmt)).scalar_one())
 
 
-async def evaluations_of(
-    conn: AsyncConnection, trace_ids: Sequence[uuid.UUID]
-) -> Sequence[Row[Any]]:
+async def evaluations_of(conn: AsyncConnection, trace_ids: Sequence[uuid.UUID]) -> Any:
     """Scored evaluations of these traces (failed judgements have no score to show)."""
     if not trace_ids:
         return []
@@ -198,15 +195,13 @@ async def evaluations_of(
     return (await conn.execute(stmt)).all()
 
 
-async def trace_of_user(
-    conn: AsyncConnection, user_id: int, trace_id: uuid.UUID
-) -> Row[Any] | None:
+async def trace_of_user(conn: AsyncConnection, user_id: int, trace_id: uuid.UUID) -> Any:
     """A trace by id, only if it belongs to ``user_id`` (others' traces look missing)."""
     stmt = select(*_LIST_COLUMNS, Trace.error).where(Trace.id == trace_id, Trace.user_id == user_id)
     return (await conn.execute(stmt)).first()
 
 
-async def spans_of(conn: AsyncConnection, trace_id: uuid.UUID) -> Sequence[Row[Any]]:
+async def spans_of(conn: AsyncConnection, trace_id: uuid.UUID) -> Any:
     stmt = (
         select(
             Span.id,
@@ -290,7 +285,7 @@ async def trace_stats(conn: AsyncConnection, user_id: int) -> TraceStats:
 # --------------------------------------------------------------------------- experiments
 
 
-async def experiment_summaries(conn: AsyncConnection) -> Sequence[Row[Any]]:
+async def experiment_summaries(conn: AsyncConnection) -> Any:
     """Every experiment, newest first, with its cell count and run counts by status."""
     runs = (
         select(
@@ -337,7 +332,7 @@ async def cells_by_key(conn: AsyncConnection, experiment_id: uuid.UUID) -> dict[
 
 async def cell_values(
     conn: AsyncConnection, experiment_id: uuid.UUID, cell_ids: Sequence[uuid.UUID], metric: str
-) -> Sequence[Row[Any]]:
+) -> Any:
     """(cell_id, dataset_item_id, repeat, value) for every succeeded run of these cells.
 
     ``summary_quality`` is the runs table's judge score; any other metric comes from the
@@ -381,7 +376,7 @@ async def experiment_metrics(conn: AsyncConnection, experiment_id: uuid.UUID) ->
 # ------------------------------------------------------------------------------- prompts
 
 
-async def prompts(conn: AsyncConnection, name: str | None = None) -> Sequence[Row[Any]]:
+async def prompts(conn: AsyncConnection, name: str | None = None) -> Any:
     stmt = select(
         Prompt.name,
         Prompt.version,

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
 
 
-def run_async(coro_fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+def run_async(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
     """Run an async command body and map errors onto exit codes with a clear message."""
 
     @functools.wraps(coro_fn)
@@ -63,7 +63,7 @@ def run_async(coro_fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+async def open_store(settings: Settings | None = None) -> AsyncIterator[Store]:
     settings = settings or get_settings()
     store = await Store.open(settings.database_url)
     try:
@@ -73,8 +73,17 @@ async def open_store(settings: Settings | None = None):  # type: ignore[no-untyp
 
 
 def iter_commands() -> Iterator[click.Command]:
-    for module_name in ("db", "prompts", "datasets", "summarize", "run", "opik", "users", "serve",
-                        "analysis"):
+    for module_name in (
+        "db",
+        "prompts",
+        "datasets",
+        "summarize",
+        "run",
+        "opik",
+        "users",
+        "serve",
+        "analysis",
+    ):
         try:
             module = __import__(f"codi_eval.cli.{module_name}", fromlist=["commands"])
         except ModuleNotFoundError as exc:

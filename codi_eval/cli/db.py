@@ -36,8 +36,12 @@ async def status(as_json: bool) -> None:
     url = get_settings().database_url
     current = await asyncio.to_thread(engine.current_revision, url)
     head = engine.head_revision()
-    data = {"url": engine.safe_url(url), "current": current, "head": head,
-            "up_to_date": current == head}
+    data = {
+        "url": engine.safe_url(url),
+        "current": current,
+        "head": head,
+        "up_to_date": current == head,
+    }
     if as_json:
         emit_json(data)
     else:

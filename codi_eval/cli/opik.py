@@ -27,8 +27,14 @@ def opik() -> None:
 
 
 @opik.command()
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds to wait for Opik to confirm each batch.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for Opik to confirm each batch.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @run_async
 async def sync(timeout_s: float, as_json: bool) -> None:
@@ -49,13 +55,19 @@ async def sync(timeout_s: float, as_json: bool) -> None:
             if not report.sent or report.failed:
                 break  # nothing more to send, or Opik is refusing: stop instead of spinning
         status = await outbox_status(store)
-    data = {"sent": total_sent, "failed": total_failed, "pending": status["pending"] + status["failed"],
-            "last_error": last_error if total_failed else None}
+    data = {
+        "sent": total_sent,
+        "failed": total_failed,
+        "pending": status["pending"] + status["failed"],
+        "last_error": last_error if total_failed else None,
+    }
     if as_json:
         emit_json(data)
     else:
-        out.print(f"sent {sum(total_sent.values())} ({', '.join(f'{k} {v}' for k, v in total_sent.items()) or 'nothing'}); "
-                  f"{data['pending']} left")
+        out.print(
+            f"sent {sum(total_sent.values())} ({', '.join(f'{k} {v}' for k, v in total_sent.items()) or 'nothing'}); "
+            f"{data['pending']} left"
+        )
         if total_failed:
             out.print(f"last error: {last_error}")
     if total_failed:
@@ -78,11 +90,21 @@ async def status(as_json: bool) -> None:
         return
     table = Table("kind", "pending", "sent", "failed")
     for kind, counts in sorted(data["by_kind"].items()):
-        table.add_row(kind, str(counts.get("pending", 0)), str(counts.get("sent", 0)),
-                      str(counts.get("failed", 0)))
+        table.add_row(
+            kind,
+            str(counts.get("pending", 0)),
+            str(counts.get("sent", 0)),
+            str(counts.get("failed", 0)),
+        )
     out.print(table)
-    out.print(f"pending {data['pending']}, sent {data['sent']}, failed {data['failed']}"
-              + ("" if data["configured"] else "  (Opik is not configured: set OPIK_URL_OVERRIDE or OPIK_API_KEY)"))
+    out.print(
+        f"pending {data['pending']}, sent {data['sent']}, failed {data['failed']}"
+        + (
+            ""
+            if data["configured"]
+            else "  (Opik is not configured: set OPIK_URL_OVERRIDE or OPIK_API_KEY)"
+        )
+    )
     if data["last_error"]:
         out.print(f"last error: {data['last_error']}")
 

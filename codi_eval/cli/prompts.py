@@ -16,8 +16,13 @@ def prompts() -> None:
 
 
 @prompts.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Prompt directory [default: configs/prompts].")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Prompt directory [default: configs/prompts].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @run_async
 async def seed(directory: str | None, as_json: bool) -> None:
@@ -44,14 +49,26 @@ async def list_(as_json: bool) -> None:
     async with open_store() as store:
         rows = await registry.list_prompts(store)
     if as_json:
-        emit_json([{"name": p.name, "version": p.version, "ref": p.ref, "variables": p.variables,
-                    "description": p.description, "template_hash": p.template_hash,
-                    "created_at": p.created_at.isoformat()} for p in rows])
+        emit_json(
+            [
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "ref": p.ref,
+                    "variables": p.variables,
+                    "description": p.description,
+                    "template_hash": p.template_hash,
+                    "created_at": p.created_at.isoformat(),
+                }
+                for p in rows
+            ]
+        )
         return
     table = Table("prompt", "variables", "hash", "description")
     for p in rows:
-        table.add_row(p.ref, ", ".join(p.variables), p.template_hash[:12],
-                      (p.description or "").strip()[:70])
+        table.add_row(
+            p.ref, ", ".join(p.variables), p.template_hash[:12], (p.description or "").strip()[:70]
+        )
     out.print(table)
     if not rows:
         out.print("no prompts seeded yet: run `codi-eval prompts seed`")

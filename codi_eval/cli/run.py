@@ -29,8 +29,10 @@ class _Stats(ProgressColumn):
         s = self.state
         elapsed = max(time.monotonic() - s.started_at, 1e-6)
         tokens = s.stats.prompt_tokens + s.stats.completion_tokens
-        return Text(f"failed {s.failed}  {s.stats.model_calls / elapsed:.1f} calls/s  "
-                    f"cache {s.stats.cache_hits}  tokens {tokens:,}  ${s.stats.cost:.4f}")
+        return Text(
+            f"failed {s.failed}  {s.stats.model_calls / elapsed:.1f} calls/s  "
+            f"cache {s.stats.cache_hits}  tokens {tokens:,}  ${s.stats.cost:.4f}"
+        )
 
 
 def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, Any]:
@@ -54,25 +56,45 @@ def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, 
         completion = calls * int(spec.word_budget * 1.6)
         cost = cost_for(cell.model, Usage(prompt_tokens, completion, prompt_tokens + completion))
         if judge_calls:
-            j_prompt = runs * (len(prepared.prompts[spec.judge_prompt].template) // 4 + avg_code_tokens)
+            j_prompt = runs * (
+                len(prepared.prompts[spec.judge_prompt].template) // 4 + avg_code_tokens
+            )
             j_completion = runs * 80
-            j_cost = cost_for(spec.judge_model, Usage(j_prompt, j_completion, j_prompt + j_completion))
+            j_cost = cost_for(
+                spec.judge_model, Usage(j_prompt, j_completion, j_prompt + j_completion)
+            )
             cost = None if cost is None or j_cost is None else cost + j_cost
             calls += runs
             prompt_tokens += j_prompt
             completion += j_completion
-        cells.append({"cell": cell.key, "runs": runs, "model_calls": calls,
-                      "prompt_tokens": prompt_tokens, "completion_tokens": completion, "cost": cost})
+        cells.append(
+            {
+                "cell": cell.key,
+                "runs": runs,
+                "model_calls": calls,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "cost": cost,
+            }
+        )
         total_calls += calls
         total_prompt += prompt_tokens
         total_completion += completion
         total_cost = None if total_cost is None or cost is None else total_cost + cost
-    return {"experiment": spec.name, "dataset": str(spec.dataset_path), "items": items,
-            "cells": cells, "runs": prepared.runs_total, "model_calls": total_calls,
-            "prompt_tokens": total_prompt, "completion_tokens": total_completion,
-            "estimated_cost": total_cost,
-            "note": "offline calls cost nothing and are not counted as remote calls"
-            if all(c.model.startswith("offline") for c in prepared.cells) else None}
+    return {
+        "experiment": spec.name,
+        "dataset": str(spec.dataset_path),
+        "items": items,
+        "cells": cells,
+        "runs": prepared.runs_total,
+        "model_calls": total_calls,
+        "prompt_tokens": total_prompt,
+        "completion_tokens": total_completion,
+        "estimated_cost": total_cost,
+        "note": "offline calls cost nothing and are not counted as remote calls"
+        if all(c.model.startswith("offline") for c in prepared.cells)
+        else None,
+    }
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -82,29 +104,58 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def results_table(results: list[CellResult]) -> Table:
     metric_names = sorted({m for r in results for m in r.metrics})
     table = Table(title="results per cell", show_lines=False)
-    for col in ("cell", "n", "judge (95% CI)", *metric_names, "failed", "tokens", "cost $",
-                "p50 ms", "p95 ms"):
+    for col in (
+        "cell",
+        "n",
+        "judge (95% CI)",
+        *metric_names,
+        "failed",
+        "tokens",
+        "cost $",
+        "p50 ms",
+        "p95 ms",
+    ):
         table.add_column(col, justify="left" if col == "cell" else "right")
     for r in results:
-        judge = ("—" if r.judge_mean is None else
-                 f"{r.judge_mean:.3f} ({_fmt(r.judge_ci_low)}..{_fmt(r.judge_ci_high)})")
-        table.add_row(r.key, str(r.succeeded), judge, *(_fmt(r.metrics.get(m)) for m in metric_names),
-                      str(r.failed) + (f" {dict(r.errors)}" if r.errors else ""), f"{r.total_tokens:,}",
-                      _fmt(r.cost, 4), _fmt(r.latency_p50_ms, 0), _fmt(r.latency_p95_ms, 0))
+        judge = (
+            "—"
+            if r.judge_mean is None
+            else f"{r.judge_mean:.3f} ({_fmt(r.judge_ci_low)}..{_fmt(r.judge_ci_high)})"
+        )
+        table.add_row(
+            r.key,
+            str(r.succeeded),
+            judge,
+            *(_fmt(r.metrics.get(m)) for m in metric_names),
+            str(r.failed) + (f" {dict(r.errors)}" if r.errors else ""),
+            f"{r.total_tokens:,}",
+            _fmt(r.cost, 4),
+            _fmt(r.latency_p50_ms, 0),
+            _fmt(r.latency_p95_ms, 0),
+        )
     return table
 
 
 @click.command()
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="Print cells, counts, tokens and cost; call no model.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print cells, counts, tokens and cost; call no model."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=None,
-              help="Runs in flight [default: the spec's run.concurrency].")
-@click.option("--new", is_flag=True, help="Start a new experiment even if one with this name exists.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Runs in flight [default: the spec's run.concurrency].",
+)
+@click.option(
+    "--new", is_flag=True, help="Start a new experiment even if one with this name exists."
+)
 @click.option("--no-cache", is_flag=True, help="Bypass the LLM response cache.")
 @run_async
-async def run(spec_file: str, dry_run: bool, as_json: bool, concurrency: int | None, new: bool,
-              no_cache: bool) -> None:
+async def run(
+    spec_file: str, dry_run: bool, as_json: bool, concurrency: int | None, new: bool, no_cache: bool
+) -> None:
     """Run the experiment in SPEC (YAML): every cell × item × repeat, judged and traced.
 
     Running the same spec again resumes it: finished runs are kept, the rest are run.
@@ -126,18 +177,32 @@ async def run(spec_file: str, dry_run: bool, as_json: bool, concurrency: int | N
         pending = prepared.runs_total - prepared.runs_done
         if not as_json:
             verb = "created" if prepared.created else "resuming"
-            console.print(f"{verb} experiment {spec.name} ({prepared.experiment.id}): "
-                          f"{len(prepared.cells)} cells, {prepared.runs_total} runs, {pending} to run")
-        runner = Runner(store, spec, prepared, settings=settings, concurrency=concurrency,
-                        use_cache=False if no_cache else None, export_to_opik=exporting)
+            console.print(
+                f"{verb} experiment {spec.name} ({prepared.experiment.id}): "
+                f"{len(prepared.cells)} cells, {prepared.runs_total} runs, {pending} to run"
+            )
+        runner = Runner(
+            store,
+            spec,
+            prepared,
+            settings=settings,
+            concurrency=concurrency,
+            use_cache=False if no_cache else None,
+            export_to_opik=exporting,
+        )
         if not pending:
             state = runner.progress
         elif as_json:
             state = await runner.run()
         else:
-            bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                           TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                           _Stats(runner.progress), console=console)
+            bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeRemainingColumn(),
+                _Stats(runner.progress),
+                console=console,
+            )
             task_id = bar.add_task("runs", total=pending)
             runner.on_progress = lambda p: bar.update(task_id, completed=p.done)
             with bar:
@@ -150,20 +215,28 @@ async def run(spec_file: str, dry_run: bool, as_json: bool, concurrency: int | N
     succeeded = sum(r.succeeded for r in results)
     failed = sum(r.failed for r in results)
     summary = {
-        "experiment_id": str(prepared.experiment.id), "name": spec.name,
-        "resumed": not prepared.created, "runs_total": prepared.runs_total,
-        "runs_succeeded": succeeded, "runs_failed": failed,
-        "runs_executed_now": state.done, "model_calls": state.stats.model_calls,
-        "cache_hits": state.stats.cache_hits, "retries": state.stats.retries,
-        "errors": dict(state.stats.errors), "duration_s": round(time.monotonic() - started, 3),
+        "experiment_id": str(prepared.experiment.id),
+        "name": spec.name,
+        "resumed": not prepared.created,
+        "runs_total": prepared.runs_total,
+        "runs_succeeded": succeeded,
+        "runs_failed": failed,
+        "runs_executed_now": state.done,
+        "model_calls": state.stats.model_calls,
+        "cache_hits": state.stats.cache_hits,
+        "retries": state.stats.retries,
+        "errors": dict(state.stats.errors),
+        "duration_s": round(time.monotonic() - started, 3),
         "cells": [r.to_dict() for r in results],
     }
     if as_json:
         emit_json(summary)
     else:
         out.print(results_table(results))
-        out.print(f"experiment {prepared.experiment.id}  ({succeeded} succeeded, {failed} failed; "
-                  f"{state.stats.model_calls} model calls, {state.stats.cache_hits} cache hits)")
+        out.print(
+            f"experiment {prepared.experiment.id}  ({succeeded} succeeded, {failed} failed; "
+            f"{state.stats.model_calls} model calls, {state.stats.cache_hits} cache hits)"
+        )
 
 
 async def _average_code_tokens(store: Store, prepared: Prepared) -> int:
@@ -172,8 +245,11 @@ async def _average_code_tokens(store: Store, prepared: Prepared) -> int:
     from codi_eval.store.models import DatasetItem
 
     async with store.session() as session:
-        avg_chars = await session.scalar(select(func.avg(func.length(DatasetItem.code)))
-                                         .where(DatasetItem.dataset_id == prepared.dataset.id))
+        avg_chars = await session.scalar(
+            select(func.avg(func.length(DatasetItem.code))).where(
+                DatasetItem.dataset_id == prepared.dataset.id
+            )
+        )
     return int((avg_chars or 1000) / 4)
 
 
@@ -182,13 +258,25 @@ def _print_plan(plan: dict[str, Any]) -> None:
     for col in ("cell", "runs", "model calls", "prompt tokens", "completion tokens", "est. cost $"):
         table.add_column(col, justify="left" if col == "cell" else "right")
     for c in plan["cells"]:
-        table.add_row(c["cell"], str(c["runs"]), str(c["model_calls"]), f"{c['prompt_tokens']:,}",
-                      f"{c['completion_tokens']:,}", "unknown" if c["cost"] is None else f"{c['cost']:.4f}")
+        table.add_row(
+            c["cell"],
+            str(c["runs"]),
+            str(c["model_calls"]),
+            f"{c['prompt_tokens']:,}",
+            f"{c['completion_tokens']:,}",
+            "unknown" if c["cost"] is None else f"{c['cost']:.4f}",
+        )
     out.print(table)
     cost = plan["estimated_cost"]
-    out.print(f"total: {plan['runs']} runs, {plan['model_calls']} model calls, "
-              f"~{plan['prompt_tokens'] + plan['completion_tokens']:,} tokens, estimated cost "
-              + ("unknown (a model has no price in configs/prices.yaml)" if cost is None else f"${cost:.4f}"))
+    out.print(
+        f"total: {plan['runs']} runs, {plan['model_calls']} model calls, "
+        f"~{plan['prompt_tokens'] + plan['completion_tokens']:,} tokens, estimated cost "
+        + (
+            "unknown (a model has no price in configs/prices.yaml)"
+            if cost is None
+            else f"${cost:.4f}"
+        )
+    )
 
 
 def _opik_export_enabled(spec: Spec, settings: Any) -> bool:

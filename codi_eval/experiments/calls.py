@@ -76,15 +76,24 @@ class RetryPolicy:
         if error.retry_after_s is not None:
             return min(error.retry_after_s, self.max_backoff_s)
         # Exponential backoff with full jitter (AWS architecture blog's recommendation).
-        return rng.uniform(0, min(self.max_backoff_s, self.backoff_s * (2 ** attempt)))
+        return rng.uniform(0, min(self.max_backoff_s, self.backoff_s * (2**attempt)))
 
 
 class ManagedModel:
     """A model behind the runner's cache, rate limit, per-model concurrency and retries."""
 
-    def __init__(self, inner: Model, *, cache: ResponseCache | None, limiter: RateLimiter,
-                 semaphore: asyncio.Semaphore | None, policy: RetryPolicy, totals: CallStats,
-                 repeat: int = 0, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        inner: Model,
+        *,
+        cache: ResponseCache | None,
+        limiter: RateLimiter,
+        semaphore: asyncio.Semaphore | None,
+        policy: RetryPolicy,
+        totals: CallStats,
+        repeat: int = 0,
+        rng: random.Random | None = None,
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.provider = inner.provider
@@ -148,8 +157,9 @@ class ManagedModel:
     async def _timed(self, request: GenerateRequest, timeout: float | None) -> Generation:
         try:
             # A backstop: providers apply the timeout themselves, this catches one that does not.
-            return await asyncio.wait_for(self.inner.generate(request),
-                                          None if timeout is None else timeout + 5.0)
+            return await asyncio.wait_for(
+                self.inner.generate(request), None if timeout is None else timeout + 5.0
+            )
         except TimeoutError:
             raise ModelError("timeout", f"no answer within {timeout:g} s") from None
 

@@ -51,31 +51,64 @@ async def cell_results(store: Store, experiment_id: uuid.UUID) -> list[CellResul
     from codi_eval.analysis.stats import mean_ci
 
     async with store.session() as session:
-        cells = (await session.scalars(select(ExperimentCell).where(
-            ExperimentCell.experiment_id == experiment_id).order_by(ExperimentCell.position))).all()
-        counts = (await session.execute(
-            select(Run.cell_id,
-                   func.count(),
-                   func.sum(case((Run.status == "succeeded", 1), else_=0)),
-                   func.sum(case((Run.status == "failed", 1), else_=0)),
-                   func.sum(func.coalesce(Run.total_tokens, 0)),
-                   func.sum(Run.cost),
-                   func.sum(case((Run.cost.is_(None) & (Run.status != "pending")
-                                  & (Run.status != "running"), 1), else_=0)))
-            .where(Run.experiment_id == experiment_id).group_by(Run.cell_id))).all()
-        per_run = (await session.execute(
-            select(Run.cell_id, Run.judge_score, Run.latency_ms)
-            .where(Run.experiment_id == experiment_id, Run.status == "succeeded"))).all()
-        metric_rows = (await session.execute(
-            select(Run.cell_id, Evaluation.metric_name, func.avg(Evaluation.score))
-            .join(Evaluation, Evaluation.trace_id == Run.trace_id)
-            .where(Run.experiment_id == experiment_id, Run.status == "succeeded",
-                   Evaluation.status == "ok")
-            .group_by(Run.cell_id, Evaluation.metric_name))).all()
-        error_rows = (await session.execute(
-            select(Run.cell_id, Run.error_class, func.count())
-            .where(Run.experiment_id == experiment_id, Run.status == "failed")
-            .group_by(Run.cell_id, Run.error_class))).all()
+        cells = (
+            await session.scalars(
+                select(ExperimentCell)
+                .where(ExperimentCell.experiment_id == experiment_id)
+                .order_by(ExperimentCell.position)
+            )
+        ).all()
+        counts = (
+            await session.execute(
+                select(
+                    Run.cell_id,
+                    func.count(),
+                    func.sum(case((Run.status == "succeeded", 1), else_=0)),
+                    func.sum(case((Run.status == "failed", 1), else_=0)),
+                    func.sum(func.coalesce(Run.total_tokens, 0)),
+                    func.sum(Run.cost),
+                    func.sum(
+                        case(
+                            (
+                                Run.cost.is_(None)
+                                & (Run.status != "pending")
+                                & (Run.status != "running"),
+                                1,
+                            ),
+                            else_=0,
+                        )
+                    ),
+                )
+                .where(Run.experiment_id == experiment_id)
+                .group_by(Run.cell_id)
+            )
+        ).all()
+        per_run = (
+            await session.execute(
+                select(Run.cell_id, Run.judge_score, Run.latency_ms).where(
+                    Run.experiment_id == experiment_id, Run.status == "succeeded"
+                )
+            )
+        ).all()
+        metric_rows = (
+            await session.execute(
+                select(Run.cell_id, Evaluation.metric_name, func.avg(Evaluation.score))
+                .join(Evaluation, Evaluation.trace_id == Run.trace_id)
+                .where(
+                    Run.experiment_id == experiment_id,
+                    Run.status == "succeeded",
+                    Evaluation.status == "ok",
+                )
+                .group_by(Run.cell_id, Evaluation.metric_name)
+            )
+        ).all()
+        error_rows = (
+            await session.execute(
+                select(Run.cell_id, Run.error_class, func.count())
+                .where(Run.experiment_id == experiment_id, Run.status == "failed")
+                .group_by(Run.cell_id, Run.error_class)
+            )
+        ).all()
 
     scores: dict[uuid.UUID, list[float]] = {}
     latencies: dict[uuid.UUID, list[float]] = {}
@@ -94,19 +127,34 @@ async def cell_results(store: Store, experiment_id: uuid.UUID) -> list[CellResul
     by_cell = {row[0]: row for row in counts}
     results = []
     for cell in cells:
-        _, runs, ok, failed, tokens, cost, unknown_cost = by_cell.get(cell.id, (cell.id, 0, 0, 0, 0, None, 0))
+        _, runs, ok, failed, tokens, cost, unknown_cost = by_cell.get(
+            cell.id, (cell.id, 0, 0, 0, 0, None, 0)
+        )
         cell_scores = scores.get(cell.id, [])
         ci = mean_ci(cell_scores) if cell_scores else None
         lat = sorted(latencies.get(cell.id, []))
-        results.append(CellResult(
-            key=cell.key, prompt=cell.prompt, density_iterations=cell.density_iterations,
-            model=cell.model, runs=int(runs), succeeded=int(ok or 0), failed=int(failed or 0),
-            pending=int(runs) - int(ok or 0) - int(failed or 0), judge_n=len(cell_scores),
-            judge_mean=ci.estimate if ci else None, judge_ci_low=ci.low if ci else None,
-            judge_ci_high=ci.high if ci else None, metrics=dict(sorted(metrics.get(cell.id, {}).items())),
-            errors=errors.get(cell.id, {}), total_tokens=int(tokens or 0),
-            cost=None if unknown_cost else (float(cost) if cost is not None else 0.0),
-            latency_p50_ms=_percentile(lat, 0.5), latency_p95_ms=_percentile(lat, 0.95)))
+        results.append(
+            CellResult(
+                key=cell.key,
+                prompt=cell.prompt,
+                density_iterations=cell.density_iterations,
+                model=cell.model,
+                runs=int(runs),
+                succeeded=int(ok or 0),
+                failed=int(failed or 0),
+                pending=int(runs) - int(ok or 0) - int(failed or 0),
+                judge_n=len(cell_scores),
+                judge_mean=ci.estimate if ci else None,
+                judge_ci_low=ci.low if ci else None,
+                judge_ci_high=ci.high if ci else None,
+                metrics=dict(sorted(metrics.get(cell.id, {}).items())),
+                errors=errors.get(cell.id, {}),
+                total_tokens=int(tokens or 0),
+                cost=None if unknown_cost else (float(cost) if cost is not None else 0.0),
+                latency_p50_ms=_percentile(lat, 0.5),
+                latency_p95_ms=_percentile(lat, 0.95),
+            )
+        )
     return results
 
 
@@ -120,8 +168,12 @@ async def find_experiment(store: Store, ref: str) -> Experiment:
         except ValueError:
             exp = None
         if exp is None:
-            exp = await session.scalar(select(Experiment).where(Experiment.name == ref)
-                                       .order_by(Experiment.created_at.desc()).limit(1))
+            exp = await session.scalar(
+                select(Experiment)
+                .where(Experiment.name == ref)
+                .order_by(Experiment.created_at.desc())
+                .limit(1)
+            )
         if exp is None and len(ref) >= 6:
             matches = (await session.scalars(select(Experiment))).all()
             prefixed = [e for e in matches if str(e.id).startswith(ref)]

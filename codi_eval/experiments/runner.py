@@ -68,8 +68,9 @@ def sample_positions(count: int, n: int | None, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(count), n))
 
 
-async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = False,
-                  create: bool = True) -> Prepared:
+async def prepare(
+    store: Store, spec: Spec, settings: Settings, *, new: bool = False, create: bool = True
+) -> Prepared:
     """Resolve prompts and dataset, then find the experiment to resume or create it.
 
     Everything that can be wrong with the input is checked before anything is written
@@ -84,7 +85,11 @@ async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = F
     await ensure_seeded(store, settings.prompts_dir)
     prompts: dict[str, PromptVersion] = {}
     refs = [*spec.prompts, spec.final_prompt, spec.judge_prompt]
-    fields = [*(f"matrix.prompt[{i}]" for i in range(len(spec.prompts))), "final_prompt", "judge.prompt"]
+    fields = [
+        *(f"matrix.prompt[{i}]" for i in range(len(spec.prompts))),
+        "final_prompt",
+        "judge.prompt",
+    ]
     for ref, field_name in zip(refs, fields, strict=True):
         try:
             prompt = await get_prompt(store, ref)
@@ -95,51 +100,125 @@ async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = F
     digest = spec_hash(spec.identity(), imported.dataset.content_hash, prompt_hashes)
 
     async with store.transaction() as session:
-        same = await session.scalar(select(Experiment).where(
-            Experiment.name == spec.name, Experiment.spec_hash == digest)
-            .order_by(Experiment.created_at.desc()).limit(1))
+        same = await session.scalar(
+            select(Experiment)
+            .where(Experiment.name == spec.name, Experiment.spec_hash == digest)
+            .order_by(Experiment.created_at.desc())
+            .limit(1)
+        )
         if same is not None and not new:
-            cells = list((await session.scalars(select(ExperimentCell).where(
-                ExperimentCell.experiment_id == same.id).order_by(ExperimentCell.position))).all())
+            cells = list(
+                (
+                    await session.scalars(
+                        select(ExperimentCell)
+                        .where(ExperimentCell.experiment_id == same.id)
+                        .order_by(ExperimentCell.position)
+                    )
+                ).all()
+            )
             counts = await _status_counts(session, same.id)
-            return Prepared(same, cells, imported.dataset, prompts, False, sum(counts.values()),
-                            counts.get("succeeded", 0) + counts.get("failed", 0), counts.get("failed", 0))
-        other = await session.scalar(select(Experiment.id).where(Experiment.name == spec.name).limit(1))
+            return Prepared(
+                same,
+                cells,
+                imported.dataset,
+                prompts,
+                False,
+                sum(counts.values()),
+                counts.get("succeeded", 0) + counts.get("failed", 0),
+                counts.get("failed", 0),
+            )
+        other = await session.scalar(
+            select(Experiment.id).where(Experiment.name == spec.name).limit(1)
+        )
         if other is not None and not new:
             raise SpecChanged(
                 f"an experiment named {spec.name!r} already exists with a different spec, dataset or "
                 "prompt templates; rename it, or pass --new to start a new experiment under this name",
-                file=spec.path, field="name")
+                file=spec.path,
+                field="name",
+            )
         if not create:
-            return Prepared(Experiment(id=uuid.UUID(int=0), name=spec.name, spec=spec.resolved(),
-                                       spec_hash=digest, dataset_id=imported.dataset.id),
-                            [ExperimentCell(key=c.key, prompt=c.prompt, density_iterations=c.density_iterations,
-                                            model=c.model, position=i) for i, c in enumerate(spec.cells())],
-                            imported.dataset, prompts, True,
-                            len(spec.cells()) * len(sample_positions(imported.dataset.item_count,
-                                                                     spec.sample_n, spec.sample_seed)) * spec.repeats,
-                            0, 0)
+            return Prepared(
+                Experiment(
+                    id=uuid.UUID(int=0),
+                    name=spec.name,
+                    spec=spec.resolved(),
+                    spec_hash=digest,
+                    dataset_id=imported.dataset.id,
+                ),
+                [
+                    ExperimentCell(
+                        key=c.key,
+                        prompt=c.prompt,
+                        density_iterations=c.density_iterations,
+                        model=c.model,
+                        position=i,
+                    )
+                    for i, c in enumerate(spec.cells())
+                ],
+                imported.dataset,
+                prompts,
+                True,
+                len(spec.cells())
+                * len(
+                    sample_positions(imported.dataset.item_count, spec.sample_n, spec.sample_seed)
+                )
+                * spec.repeats,
+                0,
+                0,
+            )
         experiment = Experiment(
-            id=uuid7(), name=spec.name, spec=spec.resolved(), spec_hash=digest, spec_path=spec.path,
-            dataset_id=imported.dataset.id, prompt_hashes=prompt_hashes, status="created",
-            meta_data={"dataset": {"name": imported.dataset.name, "version": imported.dataset.version,
-                                   "content_hash": imported.dataset.content_hash}})
+            id=uuid7(),
+            name=spec.name,
+            spec=spec.resolved(),
+            spec_hash=digest,
+            spec_path=spec.path,
+            dataset_id=imported.dataset.id,
+            prompt_hashes=prompt_hashes,
+            status="created",
+            meta_data={
+                "dataset": {
+                    "name": imported.dataset.name,
+                    "version": imported.dataset.version,
+                    "content_hash": imported.dataset.content_hash,
+                }
+            },
+        )
         session.add(experiment)
-        cells = [ExperimentCell(id=uuid7(), experiment_id=experiment.id, key=c.key, position=i,
-                                prompt=c.prompt, density_iterations=c.density_iterations, model=c.model,
-                                params={"prompt": c.prompt, "density_iterations": c.density_iterations,
-                                        "model": c.model, "final_prompt": spec.final_prompt,
-                                        "judge": {"model": spec.judge_model, "prompt": spec.judge_prompt},
-                                        "word_budget": spec.word_budget})
-                 for i, c in enumerate(spec.cells())]
+        cells = [
+            ExperimentCell(
+                id=uuid7(),
+                experiment_id=experiment.id,
+                key=c.key,
+                position=i,
+                prompt=c.prompt,
+                density_iterations=c.density_iterations,
+                model=c.model,
+                params={
+                    "prompt": c.prompt,
+                    "density_iterations": c.density_iterations,
+                    "model": c.model,
+                    "final_prompt": spec.final_prompt,
+                    "judge": {"model": spec.judge_model, "prompt": spec.judge_prompt},
+                    "word_budget": spec.word_budget,
+                },
+            )
+            for i, c in enumerate(spec.cells())
+        ]
         session.add_all(cells)
         await session.flush()
         positions = sample_positions(imported.dataset.item_count, spec.sample_n, spec.sample_seed)
         item_ids: list[uuid.UUID] = []
         for start in range(0, len(positions), 1000):
-            chunk = positions[start:start + 1000]
-            rows = (await session.execute(select(DatasetItem.id, DatasetItem.position).where(
-                DatasetItem.dataset_id == imported.dataset.id, DatasetItem.position.in_(chunk)))).all()
+            chunk = positions[start : start + 1000]
+            rows = (
+                await session.execute(
+                    select(DatasetItem.id, DatasetItem.position).where(
+                        DatasetItem.dataset_id == imported.dataset.id,
+                        DatasetItem.position.in_(chunk),
+                    )
+                )
+            ).all()
             by_pos = {pos: item_id for item_id, pos in rows}
             item_ids.extend(by_pos[p] for p in chunk)
         total = 0
@@ -147,9 +226,19 @@ async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = F
         for cell in cells:
             for item_id in item_ids:
                 for repeat in range(spec.repeats):
-                    batch.append({"id": uuid7(), "experiment_id": experiment.id, "cell_id": cell.id,
-                                  "dataset_item_id": item_id, "repeat": repeat, "status": "pending",
-                                  "attempts": 0, "model_calls": 0, "cache_hits": 0})
+                    batch.append(
+                        {
+                            "id": uuid7(),
+                            "experiment_id": experiment.id,
+                            "cell_id": cell.id,
+                            "dataset_item_id": item_id,
+                            "repeat": repeat,
+                            "status": "pending",
+                            "attempts": 0,
+                            "model_calls": 0,
+                            "cache_hits": 0,
+                        }
+                    )
                     if len(batch) >= 2000:
                         await session.execute(insert(Run), batch)
                         total += len(batch)
@@ -161,8 +250,11 @@ async def prepare(store: Store, spec: Spec, settings: Settings, *, new: bool = F
 
 
 async def _status_counts(session: AsyncSession, experiment_id: uuid.UUID) -> dict[str, int]:
-    rows = await session.execute(select(Run.status, func.count()).where(
-        Run.experiment_id == experiment_id).group_by(Run.status))
+    rows = await session.execute(
+        select(Run.status, func.count())
+        .where(Run.experiment_id == experiment_id)
+        .group_by(Run.status)
+    )
     return {status: count for status, count in rows.all()}
 
 
@@ -195,10 +287,19 @@ class _Work:
 
 
 class Runner:
-    def __init__(self, store: Store, spec: Spec, prepared: Prepared, *, settings: Settings,
-                 concurrency: int | None = None, use_cache: bool | None = None,
-                 export_to_opik: bool = False, on_progress: Callable[[Progress], None] | None = None,
-                 sink: StoreSink | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        spec: Spec,
+        prepared: Prepared,
+        *,
+        settings: Settings,
+        concurrency: int | None = None,
+        use_cache: bool | None = None,
+        export_to_opik: bool = False,
+        on_progress: Callable[[Progress], None] | None = None,
+        sink: StoreSink | None = None,
+    ) -> None:
         self.store = store
         self.spec = spec
         self.prepared = prepared
@@ -225,16 +326,30 @@ class Runner:
             run = self.spec.run
             limits = run.models.get(name)
             remote = inner.provider != "offline"
-            rpm = (limits.requests_per_minute if limits and limits.requests_per_minute
-                   else run.requests_per_minute) if remote else None
-            semaphore = asyncio.Semaphore(limits.concurrency) if limits and limits.concurrency else None
+            rpm = (
+                (
+                    limits.requests_per_minute
+                    if limits and limits.requests_per_minute
+                    else run.requests_per_minute
+                )
+                if remote
+                else None
+            )
+            semaphore = (
+                asyncio.Semaphore(limits.concurrency) if limits and limits.concurrency else None
+            )
             # The offline baseline is deterministic and free: caching it would only add writes.
             cache = self._cache if self.use_cache and remote else None
             self._models[name] = ManagedModel(
-                inner, cache=cache, limiter=RateLimiter(rpm), semaphore=semaphore,
-                policy=RetryPolicy(max_retries=run.max_retries, backoff_s=run.backoff_s,
-                                   timeout_s=run.timeout_s),
-                totals=self.progress.stats)
+                inner,
+                cache=cache,
+                limiter=RateLimiter(rpm),
+                semaphore=semaphore,
+                policy=RetryPolicy(
+                    max_retries=run.max_retries, backoff_s=run.backoff_s, timeout_s=run.timeout_s
+                ),
+                totals=self.progress.stats,
+            )
         return self._models[name]
 
     def summarizer(self, cell: ExperimentCell, repeat: int) -> Summarizer:
@@ -248,18 +363,28 @@ class Runner:
                 judge = OfflineJudge()
             else:
                 jp = self.prepared.prompts[spec.judge_prompt]
-                judge = LLMJudge(self.managed(spec.judge_model).for_repeat(repeat), jp.template,
-                                 prompt_ref=jp.ref)
+                judge = LLMJudge(
+                    self.managed(spec.judge_model).for_repeat(repeat),
+                    jp.template,
+                    prompt_ref=jp.ref,
+                )
             seed = None if spec.seed is None else spec.seed + repeat
             self._summarizers[key] = Summarizer(
-                model=self.managed(cell.model).for_repeat(repeat), judge=judge,
+                model=self.managed(cell.model).for_repeat(repeat),
+                judge=judge,
                 iteration_prompt=self.prepared.prompts[cell.prompt],
-                final_prompt=self.prepared.prompts[spec.final_prompt], tracer=self.tracer,
-                settings=CoDSettings(density_iterations=cell.density_iterations,
-                                     word_budget=spec.word_budget, temperature=spec.temperature,
-                                     seed=seed, max_tokens=spec.max_tokens,
-                                     timeout_s=spec.run.timeout_s),
-                metrics=[m for m in spec.metrics if m != "summary_quality"])
+                final_prompt=self.prepared.prompts[spec.final_prompt],
+                tracer=self.tracer,
+                settings=CoDSettings(
+                    density_iterations=cell.density_iterations,
+                    word_budget=spec.word_budget,
+                    temperature=spec.temperature,
+                    seed=seed,
+                    max_tokens=spec.max_tokens,
+                    timeout_s=spec.run.timeout_s,
+                ),
+                metrics=[m for m in spec.metrics if m != "summary_quality"],
+            )
         return self._summarizers[key]
 
     async def _pending(self) -> AsyncIterator[list[_Work]]:
@@ -268,29 +393,42 @@ class Runner:
         experiment_id = self.prepared.experiment.id
         while True:
             async with self.store.transaction() as session:
-                stmt = (select(Run.id, Run.cell_id, Run.repeat, DatasetItem.item_key,
-                               DatasetItem.language, DatasetItem.code, DatasetItem.instruction,
-                               DatasetItem.reference)
-                        .join(DatasetItem, DatasetItem.id == Run.dataset_item_id)
-                        .where(Run.experiment_id == experiment_id,
-                               Run.status.in_(("pending", "running")))
-                        .order_by(Run.id).limit(PAGE))
+                stmt = (
+                    select(
+                        Run.id,
+                        Run.cell_id,
+                        Run.repeat,
+                        DatasetItem.item_key,
+                        DatasetItem.language,
+                        DatasetItem.code,
+                        DatasetItem.instruction,
+                        DatasetItem.reference,
+                    )
+                    .join(DatasetItem, DatasetItem.id == Run.dataset_item_id)
+                    .where(
+                        Run.experiment_id == experiment_id, Run.status.in_(("pending", "running"))
+                    )
+                    .order_by(Run.id)
+                    .limit(PAGE)
+                )
                 if last is not None:
                     stmt = stmt.where(Run.id > last)
                 rows = (await session.execute(stmt)).all()
                 if not rows:
                     return
                 ids = [r[0] for r in rows]
-                await session.execute(update(Run).where(Run.id.in_(ids))
-                                      .values(status="running", started_at=utcnow()))
+                await session.execute(
+                    update(Run).where(Run.id.in_(ids)).values(status="running", started_at=utcnow())
+                )
             last = ids[-1]
             yield [_Work(*r) for r in rows]
 
     async def run(self) -> Progress:
         experiment = self.prepared.experiment
         async with self.store.transaction() as session:
-            await session.execute(update(Experiment).where(Experiment.id == experiment.id)
-                                  .values(status="running"))
+            await session.execute(
+                update(Experiment).where(Experiment.id == experiment.id).values(status="running")
+            )
         queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
 
         async def produce() -> None:
@@ -323,14 +461,21 @@ class Runner:
         async with self.store.transaction() as session:
             counts = await _status_counts(session, experiment.id)
             finished = counts.get("pending", 0) == 0 and counts.get("running", 0) == 0
-            await session.execute(update(Experiment).where(Experiment.id == experiment.id).values(
-                status="finished" if finished else "incomplete",
-                finished_at=utcnow() if finished else None))
+            await session.execute(
+                update(Experiment)
+                .where(Experiment.id == experiment.id)
+                .values(
+                    status="finished" if finished else "incomplete",
+                    finished_at=utcnow() if finished else None,
+                )
+            )
             if self.export:
                 from codi_eval.opik_sync import enqueue
 
                 # One Opik experiment per cell, linking dataset items to the traces above.
-                await enqueue(session, "experiment", str(experiment.id), project=self.spec.opik_project)
+                await enqueue(
+                    session, "experiment", str(experiment.id), project=self.spec.opik_project
+                )
         return self.progress
 
     async def _execute(self, work: _Work) -> None:
@@ -342,21 +487,33 @@ class Runner:
 
         def record_run(trace: Any) -> None:
             # The run row changes in the same transaction as its trace: never half-written.
-            trace.update_row_on_commit("runs", work.run_id, lambda tree: run_outcome(tree, stats, deadline))
+            trace.update_row_on_commit(
+                "runs", work.run_id, lambda tree: run_outcome(tree, stats, deadline)
+            )
 
         try:
             async with asyncio.timeout(self.spec.run.run_deadline_s):
                 await self.summarizer(cell, work.repeat).summarize(
-                    code=work.code, instruction=work.instruction or self.spec.instruction,
-                    language=work.language, reference=work.reference,
+                    code=work.code,
+                    instruction=work.instruction or self.spec.instruction,
+                    language=work.language,
+                    reference=work.reference,
                     trace_name=f"{self.spec.name}: {work.item_key}",
-                    trace_kwargs={"run_id": work.run_id, "tags": [self.spec.name, cell.key],
-                                  "metadata": {"experiment_id": str(self.prepared.experiment.id),
-                                               "cell": cell.key, "item": work.item_key,
-                                               "repeat": work.repeat},
-                                  "export": self.export, "export_project": self.spec.opik_project,
-                                  "trace_type": "experiment"},
-                    on_trace=record_run)
+                    trace_kwargs={
+                        "run_id": work.run_id,
+                        "tags": [self.spec.name, cell.key],
+                        "metadata": {
+                            "experiment_id": str(self.prepared.experiment.id),
+                            "cell": cell.key,
+                            "item": work.item_key,
+                            "repeat": work.repeat,
+                        },
+                        "export": self.export,
+                        "export_project": self.spec.opik_project,
+                        "trace_type": "experiment",
+                    },
+                    on_trace=record_run,
+                )
             ok = True
         except Exception:  # recorded on the trace and its run row; never stops the experiment
             ok = False
@@ -379,9 +536,12 @@ def run_outcome(tree: TraceTree, stats: CallStats, deadline: float) -> dict[str,
     llm_like = [s for s in tree.spans if s.type in ("llm", "judge")]
     costs = [s.cost for s in llm_like if s.total_tokens is not None or s.cost is not None]
     values: dict[str, Any] = {
-        "trace_id": trace.id, "finished_at": trace.end_time, "latency_ms": trace.duration_ms,
+        "trace_id": trace.id,
+        "finished_at": trace.end_time,
+        "latency_ms": trace.duration_ms,
         "attempts": stats.model_calls + stats.cache_hits + stats.retries,
-        "model_calls": stats.model_calls, "cache_hits": stats.cache_hits,
+        "model_calls": stats.model_calls,
+        "cache_hits": stats.cache_hits,
         "prompt_tokens": sum(s.prompt_tokens or 0 for s in llm_like),
         "completion_tokens": sum(s.completion_tokens or 0 for s in llm_like),
         "total_tokens": sum(s.total_tokens or 0 for s in llm_like),
@@ -389,9 +549,13 @@ def run_outcome(tree: TraceTree, stats: CallStats, deadline: float) -> dict[str,
     }
     if trace.status == "ok":
         judge = next((e for e in tree.evaluations if e.metric_name == "summary_quality"), None)
-        values.update(status="succeeded", error_class=None, error_message=None,
-                      summary=(trace.output or {}).get("summary"),
-                      judge_score=judge.score if judge is not None else None)
+        values.update(
+            status="succeeded",
+            error_class=None,
+            error_message=None,
+            summary=(trace.output or {}).get("summary"),
+            judge_score=judge.score if judge is not None else None,
+        )
     else:
         error = trace.error or {}
         kind = error.get("kind") or error.get("type") or "error"

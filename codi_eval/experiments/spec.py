@@ -18,14 +18,37 @@ import yaml
 
 from codi_eval.errors import InputError
 
-TOP_KEYS = {"name", "description", "dataset", "sample", "instruction", "matrix", "repeats", "judge",
-            "metrics", "run", "opik", "final_prompt", "word_budget", "temperature", "seed",
-            "max_tokens"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "dataset",
+    "sample",
+    "instruction",
+    "matrix",
+    "repeats",
+    "judge",
+    "metrics",
+    "run",
+    "opik",
+    "final_prompt",
+    "word_budget",
+    "temperature",
+    "seed",
+    "max_tokens",
+}
 MATRIX_KEYS = {"prompt", "density_iterations", "model"}
 SAMPLE_KEYS = {"n", "seed"}
 JUDGE_KEYS = {"model", "prompt"}
-RUN_KEYS = {"concurrency", "requests_per_minute", "max_retries", "timeout_s", "cache",
-            "run_deadline_s", "models", "backoff_s"}
+RUN_KEYS = {
+    "concurrency",
+    "requests_per_minute",
+    "max_retries",
+    "timeout_s",
+    "cache",
+    "run_deadline_s",
+    "models",
+    "backoff_s",
+}
 MODEL_LIMIT_KEYS = {"concurrency", "requests_per_minute"}
 OPIK_KEYS = {"enabled", "project"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,120}$")
@@ -87,18 +110,34 @@ class Spec:
     opik_project: str | None = None
 
     def cells(self) -> list[Cell]:
-        return [Cell(p, d, m) for p in self.prompts for d in self.density_iterations for m in self.models]
+        return [
+            Cell(p, d, m)
+            for p in self.prompts
+            for d in self.density_iterations
+            for m in self.models
+        ]
 
     def identity(self) -> dict[str, Any]:
         """What determines the results; ``run`` and ``opik`` (how it is executed) are left out."""
-        return {"name": self.name, "dataset": self.dataset, "sample": {"n": self.sample_n,
-                "seed": self.sample_seed}, "instruction": self.instruction,
-                "matrix": {"prompt": self.prompts, "density_iterations": self.density_iterations,
-                           "model": self.models},
-                "repeats": self.repeats, "judge": {"model": self.judge_model, "prompt": self.judge_prompt},
-                "metrics": self.metrics, "final_prompt": self.final_prompt,
-                "word_budget": self.word_budget, "temperature": self.temperature, "seed": self.seed,
-                "max_tokens": self.max_tokens}
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "sample": {"n": self.sample_n, "seed": self.sample_seed},
+            "instruction": self.instruction,
+            "matrix": {
+                "prompt": self.prompts,
+                "density_iterations": self.density_iterations,
+                "model": self.models,
+            },
+            "repeats": self.repeats,
+            "judge": {"model": self.judge_model, "prompt": self.judge_prompt},
+            "metrics": self.metrics,
+            "final_prompt": self.final_prompt,
+            "word_budget": self.word_budget,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+        }
 
     def resolved(self) -> dict[str, Any]:
         data = self.identity()
@@ -110,8 +149,11 @@ class Spec:
 
 
 def spec_hash(identity: dict[str, Any], dataset_hash: str, prompt_hashes: dict[str, str]) -> str:
-    payload = json.dumps({"spec": identity, "dataset": dataset_hash, "prompts": prompt_hashes},
-                         sort_keys=True, separators=(",", ":"))
+    payload = json.dumps(
+        {"spec": identity, "dataset": dataset_hash, "prompts": prompt_hashes},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -157,7 +199,11 @@ class _Reader:
             if key not in allowed:
                 sub = f"{field}.{key}" if field else str(key)
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(sorted(allowed))})"
+                hint = (
+                    f"; did you mean '{close[0]}'?"
+                    if close
+                    else f" (allowed: {', '.join(sorted(allowed))})"
+                )
                 raise self.error(sub, f"unknown key{hint}")
         return value
 
@@ -200,8 +246,14 @@ class _Reader:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
 
 
 def _resolve_dataset(dataset: str, spec_file: Path | None) -> Path:
@@ -223,8 +275,11 @@ def parse_spec(text: str, path: str = "<spec>", spec_file: Path | None = None) -
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", file=path,
-                         line=mark.line + 1 if mark else None) from exc
+        raise InputError(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+            file=path,
+            line=mark.line + 1 if mark else None,
+        ) from exc
     r = _Reader(path, _Lines(node))
     if data is None:
         raise InputError("the spec is empty", file=path)
@@ -238,8 +293,12 @@ def parse_spec(text: str, path: str = "<spec>", spec_file: Path | None = None) -
     dataset = r.string(top["dataset"], "dataset")
     dataset_path = _resolve_dataset(dataset, spec_file)
     if not dataset_path.is_file():
-        raise r.error("dataset", f"file not found: {dataset} (looked in {Path.cwd()}"
-                      + (f" and beside {spec_file}" if spec_file else "") + ")")
+        raise r.error(
+            "dataset",
+            f"file not found: {dataset} (looked in {Path.cwd()}"
+            + (f" and beside {spec_file}" if spec_file else "")
+            + ")",
+        )
 
     matrix = r.mapping(top["matrix"], "matrix", MATRIX_KEYS)
     for required in ("prompt", "model"):
@@ -248,12 +307,16 @@ def parse_spec(text: str, path: str = "<spec>", spec_file: Path | None = None) -
     prompts = r.strings(matrix["prompt"], "matrix.prompt")
     for i, ref in enumerate(prompts):
         if not re.match(r"^[a-z][a-z0-9_\-]*@\d+$", ref):
-            raise r.error(f"matrix.prompt[{i}]", f"must be name@version (e.g. cod_iteration@1), not {ref!r}")
+            raise r.error(
+                f"matrix.prompt[{i}]", f"must be name@version (e.g. cod_iteration@1), not {ref!r}"
+            )
     density_raw = matrix.get("density_iterations", [2])
     density_list = density_raw if isinstance(density_raw, list) else [density_raw]
     if not density_list:
         raise r.error("matrix.density_iterations", "must list at least one value")
-    density = [r.integer(v, f"matrix.density_iterations[{i}]", 1, 10) for i, v in enumerate(density_list)]
+    density = [
+        r.integer(v, f"matrix.density_iterations[{i}]", 1, 10) for i, v in enumerate(density_list)
+    ]
     if len(set(density)) != len(density):
         raise r.error("matrix.density_iterations", "lists a value twice")
     models = r.strings(matrix["model"], "matrix.model")
@@ -279,13 +342,19 @@ def parse_spec(text: str, path: str = "<spec>", spec_file: Path | None = None) -
 
     from codi_eval.judging.metrics import METRICS
 
-    metrics_raw = top.get("metrics", ["summary_quality", "entity_density", "identifier_coverage",
-                                      "rouge_l", "compression"])
+    metrics_raw = top.get(
+        "metrics",
+        ["summary_quality", "entity_density", "identifier_coverage", "rouge_l", "compression"],
+    )
     metrics = r.strings(metrics_raw, "metrics")
     for i, metric in enumerate(metrics):
         if metric != "summary_quality" and metric not in METRICS:
             close = difflib.get_close_matches(metric, sorted([*METRICS, "summary_quality"]), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(METRICS))})"
+            hint = (
+                f"; did you mean '{close[0]}'?"
+                if close
+                else f" (known: {', '.join(sorted(METRICS))})"
+            )
             raise r.error(f"metrics[{i}]", f"unknown metric {metric!r}{hint}")
 
     run = RunSettings()
@@ -296,18 +365,33 @@ def parse_spec(text: str, path: str = "<spec>", spec_file: Path | None = None) -
             lim_map = r.mapping(lim, f"run.models.{model}", MODEL_LIMIT_KEYS)
             limits[str(model)] = ModelLimits(
                 concurrency=r.integer(lim_map["concurrency"], f"run.models.{model}.concurrency", 1)
-                if "concurrency" in lim_map else None,
-                requests_per_minute=r.number(lim_map["requests_per_minute"],
-                                             f"run.models.{model}.requests_per_minute", 0)
-                if "requests_per_minute" in lim_map else None)
+                if "concurrency" in lim_map
+                else None,
+                requests_per_minute=r.number(
+                    lim_map["requests_per_minute"], f"run.models.{model}.requests_per_minute", 0
+                )
+                if "requests_per_minute" in lim_map
+                else None,
+            )
         run = RunSettings(
-            concurrency=r.integer(raw.get("concurrency", run.concurrency), "run.concurrency", 1, 1024),
-            requests_per_minute=r.number(raw.get("requests_per_minute", run.requests_per_minute),
-                                         "run.requests_per_minute", 0),
-            max_retries=r.integer(raw.get("max_retries", run.max_retries), "run.max_retries", 0, 20),
+            concurrency=r.integer(
+                raw.get("concurrency", run.concurrency), "run.concurrency", 1, 1024
+            ),
+            requests_per_minute=r.number(
+                raw.get("requests_per_minute", run.requests_per_minute),
+                "run.requests_per_minute",
+                0,
+            ),
+            max_retries=r.integer(
+                raw.get("max_retries", run.max_retries), "run.max_retries", 0, 20
+            ),
             timeout_s=r.number(raw.get("timeout_s", run.timeout_s), "run.timeout_s", 0),
-            run_deadline_s=r.number(raw.get("run_deadline_s", run.run_deadline_s), "run.run_deadline_s", 0),
-            backoff_s=r.number(raw.get("backoff_s", run.backoff_s), "run.backoff_s", 0, strict=False),
+            run_deadline_s=r.number(
+                raw.get("run_deadline_s", run.run_deadline_s), "run.run_deadline_s", 0
+            ),
+            backoff_s=r.number(
+                raw.get("backoff_s", run.backoff_s), "run.backoff_s", 0, strict=False
+            ),
             cache=r.boolean(raw.get("cache", run.cache), "run.cache"),
             models=limits,
         )
@@ -323,22 +407,38 @@ def parse_spec(text: str, path: str = "<spec>", spec_file: Path | None = None) -
         if "project" in opik:
             opik_project = r.string(opik["project"], "opik.project")
 
-    instruction = r.string(top["instruction"], "instruction") if top.get("instruction") is not None else None
-    temperature = (r.number(top["temperature"], "temperature", 0, strict=False)
-                   if top.get("temperature") is not None else None)
+    instruction = (
+        r.string(top["instruction"], "instruction") if top.get("instruction") is not None else None
+    )
+    temperature = (
+        r.number(top["temperature"], "temperature", 0, strict=False)
+        if top.get("temperature") is not None
+        else None
+    )
     return Spec(
-        name=name, dataset=dataset, dataset_path=dataset_path, prompts=prompts,
-        density_iterations=density, models=models, judge_model=judge_model,
-        judge_prompt=judge_prompt, metrics=metrics, run=run, path=path,
+        name=name,
+        dataset=dataset,
+        dataset_path=dataset_path,
+        prompts=prompts,
+        density_iterations=density,
+        models=models,
+        judge_model=judge_model,
+        judge_prompt=judge_prompt,
+        metrics=metrics,
+        run=run,
+        path=path,
         description=top.get("description") if isinstance(top.get("description"), str) else None,
-        sample_n=sample_n, sample_seed=sample_seed, instruction=instruction,
+        sample_n=sample_n,
+        sample_seed=sample_seed,
+        instruction=instruction,
         repeats=r.integer(top.get("repeats", 1), "repeats", 1, 100),
         final_prompt=r.string(top.get("final_prompt", "cod_final@1"), "final_prompt"),
         word_budget=r.integer(top.get("word_budget", 50), "word_budget", 5, 1000),
         temperature=temperature,
         seed=r.integer(top["seed"], "seed", 0) if top.get("seed") is not None else None,
         max_tokens=r.integer(top.get("max_tokens", 1024), "max_tokens", 16, 1_000_000),
-        opik_enabled=opik_enabled, opik_project=opik_project,
+        opik_enabled=opik_enabled,
+        opik_project=opik_project,
     )
 
 

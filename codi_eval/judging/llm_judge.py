@@ -67,7 +67,9 @@ class LLMJudge:
         values = {**extra, "code": code, "summary": summary, "instruction": instruction}
         return render(self.prompt_template, values, name=self.prompt_ref)
 
-    async def judge(self, *, code: str, summary: str, instruction: str, **extra: Any) -> Judgement:
+    async def judge(
+        self, *, code: str, summary: str | None, instruction: str, **extra: Any
+    ) -> Judgement:
         """One model call at temperature 0; returns an ``ok`` or ``failed`` judgement."""
         prompt = self.render(code=code, summary=summary, instruction=instruction, **extra)
         request = GenerateRequest(
@@ -114,12 +116,12 @@ class CodeQualityJudge(LLMJudge):
     ) -> None:
         super().__init__(model, prompt_template, prompt_ref, metric_name, **options)
 
-    async def judge(  # type: ignore[override]  # summary becomes optional, nothing else changes
+    async def judge(
         self, *, code: str, instruction: str, summary: str | None = None, **extra: Any
     ) -> Judgement:
         return await super().judge(
             code=code,
             summary=summary,
             instruction=instruction,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )

@@ -12,8 +12,11 @@ from codi_eval.models.prices import cost_for, load_prices, price_for
 from codi_eval.models.registry import ACCEPTED_FORMS, get_model
 
 # The SDK-backed providers load google-genai / openai (about a second); import them on use.
-_LAZY = {"GeminiModel": "codi_eval.models.gemini", "OfflineModel": "codi_eval.models.offline",
-         "OpenAICompatModel": "codi_eval.models.openai_compat"}
+_LAZY = {
+    "GeminiModel": "codi_eval.models.gemini",
+    "OfflineModel": "codi_eval.models.offline",
+    "OpenAICompatModel": "codi_eval.models.openai_compat",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -22,6 +25,7 @@ def __getattr__(name: str) -> object:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'codi_eval.models' has no attribute {name!r}")
+
 
 __all__ = [
     "ACCEPTED_FORMS",

@@ -75,7 +75,11 @@ class ModelError(Exception):
 
     def __str__(self) -> str:
         base = super().__str__()
-        return f"{self.kind}: {base}" if self.status is None else f"{self.kind} ({self.status}): {base}"
+        return (
+            f"{self.kind}: {base}"
+            if self.status is None
+            else f"{self.kind} ({self.status}): {base}"
+        )
 
 
 @runtime_checkable

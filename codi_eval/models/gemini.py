@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - aiohttp is a dependency of codi-eval
     _AIOHTTP_CONNECTION = ()
 import httpx
 
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (*_AIOHTTP_CONNECTION, httpx.TransportError)
+
 _BLOCKING_FINISH = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 )
@@ -68,7 +70,10 @@ def _classify_api_error(exc: genai_errors.APIError) -> ModelError:
     if code == 429:
         headers = getattr(getattr(exc, "response", None), "headers", None)
         return ModelError(
-            "rate_limited", message, status=code, retry_after_s=parse_retry_after(headers, exc.details)
+            "rate_limited",
+            message,
+            status=code,
+            retry_after_s=parse_retry_after(headers, exc.details),
         )
     if code in (401, 403):
         return ModelError("auth", message, status=code)
@@ -121,7 +126,9 @@ class GeminiModel:
             await self._client.aio.aclose()
             self._client = None
 
-    def _config(self, request: GenerateRequest, timeout_s: float | None) -> types.GenerateContentConfig:
+    def _config(
+        self, request: GenerateRequest, timeout_s: float | None
+    ) -> types.GenerateContentConfig:
         kwargs: dict[str, Any] = {
             "system_instruction": request.system,
             "temperature": request.temperature,
@@ -156,18 +163,22 @@ class GeminiModel:
             raise _classify_api_error(exc) from exc
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise ModelError("timeout", f"no answer from {self.model} within {timeout_s}s") from exc
-        except (*_AIOHTTP_CONNECTION, httpx.TransportError) as exc:
+        except _CONNECTION_ERRORS as exc:
             raise ModelError("server_error", f"connection to Gemini failed: {exc!r}") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelError("server_error", f"malformed response body: {exc}") from exc
         latency_ms = (time.perf_counter() - started) * 1000
         return self._to_generation(response, latency_ms)
 
-    def _to_generation(self, response: types.GenerateContentResponse, latency_ms: float) -> Generation:
+    def _to_generation(
+        self, response: types.GenerateContentResponse, latency_ms: float
+    ) -> Generation:
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
             reason = getattr(feedback.block_reason, "value", feedback.block_reason)
-            raise ModelError("blocked", f"prompt blocked: {reason} {feedback.block_reason_message or ''}".strip())
+            raise ModelError(
+                "blocked", f"prompt blocked: {reason} {feedback.block_reason_message or ''}".strip()
+            )
         if not response.candidates:
             raise ModelError("empty", f"{self.model} returned no candidates")
         candidate = response.candidates[0]

@@ -73,7 +73,9 @@ class _Writer:
         if f.loops:
             loops = [lp.replace("comprehension", "comprehensions") for lp in f.loops]
             if level == 0:
-                parts.append(f"iterates using {_join([f'{lp} loops' if lp != 'comprehensions' else lp for lp in loops])}")
+                parts.append(
+                    f"iterates using {_join([f'{lp} loops' if lp != 'comprehensions' else lp for lp in loops])}"
+                )
             else:
                 parts.append("loops")
         if f.yields:
@@ -89,7 +91,11 @@ class _Writer:
         f = self.facts
         name = f.name if f.name in chosen else None
         params = [p for p in self.ents if p in chosen and p in f.params]
-        calls = [e for e in self.ents if e in chosen and e not in params and e != name and self._is_call(e)]
+        calls = [
+            e
+            for e in self.ents
+            if e in chosen and e not in params and e != name and self._is_call(e)
+        ]
         raises = [e for e in self.ents if e in chosen and e not in calls and e in f.raises]
         placed = {name, *params, *calls, *raises}
         others = [e for e in self.ents if e in chosen and e not in placed]
@@ -113,11 +119,18 @@ class _Writer:
         if params:
             clauses.append(f"takes {_join(list(map(c, params)))}")
         if calls:
-            clauses.append(("calls " if level else "relies on calls to ") + _join(list(map(c, calls))))
+            clauses.append(
+                ("calls " if level else "relies on calls to ") + _join(list(map(c, calls)))
+            )
         if raises:
-            clauses.append(("raises " if level else "signals failure by raising ") + _join(list(map(c, raises)), "or"))
+            clauses.append(
+                ("raises " if level else "signals failure by raising ")
+                + _join(list(map(c, raises)), "or")
+            )
         if others:
-            clauses.append(("tracks " if level else "keeps track of ") + _join(list(map(c, others))))
+            clauses.append(
+                ("tracks " if level else "keeps track of ") + _join(list(map(c, others)))
+            )
         if level == 0:
             first = f"{subject} {clauses[0]}." if clauses else ""
             rest = clauses[1:] + behaviour
@@ -269,7 +282,7 @@ def _final(code: str, language: str, previous: str | None, budget: int) -> str:
     writer = _Writer(facts, ents)
     if previous is None:
         # No chain ran: name the most salient entities that fit.
-        chosen = set(ents[:MAX_NEW_ENTITIES + 2])
+        chosen = set(ents[: MAX_NEW_ENTITIES + 2])
         return writer.compose(chosen, 1)
     keep = set(mentioned(previous, ents))
     for level in (1, 2):

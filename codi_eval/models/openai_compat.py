@@ -46,7 +46,9 @@ def _classify(exc: openai.APIError) -> ModelError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status == 429:
-            return ModelError("rate_limited", exc.message, status=status, retry_after_s=_retry_after(exc.response))
+            return ModelError(
+                "rate_limited", exc.message, status=status, retry_after_s=_retry_after(exc.response)
+            )
         if status in (401, 403):
             return ModelError("auth", exc.message, status=status)
         if status == 408:
@@ -87,7 +89,9 @@ class OpenAICompatModel:
     def _get_client(self) -> AsyncOpenAI:
         if self._client is None:
             try:
-                self._client = AsyncOpenAI(base_url=self._base_url, api_key=self._api_key, max_retries=0)
+                self._client = AsyncOpenAI(
+                    base_url=self._base_url, api_key=self._api_key, max_retries=0
+                )
             except openai.OpenAIError:
                 # No key anywhere: Ollama, vLLM and llama.cpp do not check it.
                 self._client = AsyncOpenAI(

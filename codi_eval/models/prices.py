@@ -83,7 +83,12 @@ def load_prices(path: Path | str | None = None) -> dict[str, Price]:
             if not isinstance(long_ctx, dict):
                 raise PriceError(f"{where}.long_context: expected a mapping")
             tier = (
-                int(_number(long_ctx.get("above_prompt_tokens"), f"{where}.long_context.above_prompt_tokens")),
+                int(
+                    _number(
+                        long_ctx.get("above_prompt_tokens"),
+                        f"{where}.long_context.above_prompt_tokens",
+                    )
+                ),
                 _number(long_ctx.get("input"), f"{where}.long_context.input"),
                 _number(long_ctx.get("output"), f"{where}.long_context.output"),
             )

@@ -28,7 +28,13 @@ ACCEPTED_FORMS = (
 _PARAMS: dict[str, dict[str, type]] = {
     "offline": {"latency_ms": float},
     "gemini": {"api_key": str, "base_url": str, "timeout_s": float, "prices_file": str},
-    "openai": {"api_key": str, "base_url": str, "timeout_s": float, "json_mode": str, "prices_file": str},
+    "openai": {
+        "api_key": str,
+        "base_url": str,
+        "timeout_s": float,
+        "json_mode": str,
+        "prices_file": str,
+    },
 }
 
 
@@ -51,11 +57,15 @@ def _coerce(
         try:
             out[key] = allowed[key](value)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"model {name!r}: parameter {key!r} must be {allowed[key].__name__}, got {value!r}") from exc
+            raise ValueError(
+                f"model {name!r}: parameter {key!r} must be {allowed[key].__name__}, got {value!r}"
+            ) from exc
     return out
 
 
-def parse_model_name(name: str, settings: dict[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
+def parse_model_name(
+    name: str, settings: dict[str, Any] | None = None
+) -> tuple[str, str, dict[str, Any]]:
     """``(family, model id, parameters)`` for a model name, checked but not built.
 
     The one place that knows the accepted forms: a spec is validated with it before anything
@@ -63,7 +73,9 @@ def parse_model_name(name: str, settings: dict[str, Any] | None = None) -> tuple
     ``ValueError`` names the accepted forms, or the parameter that is wrong.
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"model name must be a non-empty string; accepted: {'; '.join(ACCEPTED_FORMS)}")
+        raise ValueError(
+            f"model name must be a non-empty string; accepted: {'; '.join(ACCEPTED_FORMS)}"
+        )
     base, _, query = name.strip().partition("?")
     query_params = dict(parse_qsl(query, keep_blank_values=True))
     defaults = dict(settings or {})

@@ -27,39 +27,59 @@ def dataset_name_for(path: str | os.PathLike[str]) -> str:
     return Path(path).name.removesuffix(".jsonl")
 
 
-async def import_items(store: Store, items: list[ItemRow], *, name: str,
-                       source_path: str | None = None) -> ImportResult:
+async def import_items(
+    store: Store, items: list[ItemRow], *, name: str, source_path: str | None = None
+) -> ImportResult:
     """Store ``items`` as a version of dataset ``name``; the same content returns the same version."""
     digest = content_hash(items)
     async with store.transaction() as session:
         existing = await session.scalar(
-            select(Dataset).where(Dataset.name == name, Dataset.content_hash == digest))
+            select(Dataset).where(Dataset.name == name, Dataset.content_hash == digest)
+        )
         if existing is not None:
             return ImportResult(existing, created=False)
         latest = await session.scalar(select(func.max(Dataset.version)).where(Dataset.name == name))
-        dataset = Dataset(id=uuid7(), name=name, version=(latest or 0) + 1, content_hash=digest,
-                          item_count=len(items), source_path=source_path)
+        dataset = Dataset(
+            id=uuid7(),
+            name=name,
+            version=(latest or 0) + 1,
+            content_hash=digest,
+            item_count=len(items),
+            source_path=source_path,
+        )
         session.add(dataset)
         await session.flush()
         for start in range(0, len(items), _CHUNK):
             rows = [
-                {"id": uuid7(), "dataset_id": dataset.id, "position": start + offset,
-                 "item_key": item.id, "language": item.language, "code": item.code,
-                 "instruction": item.instruction, "reference": item.reference,
-                 "source": item.source}
-                for offset, item in enumerate(items[start:start + _CHUNK])
+                {
+                    "id": uuid7(),
+                    "dataset_id": dataset.id,
+                    "position": start + offset,
+                    "item_key": item.id,
+                    "language": item.language,
+                    "code": item.code,
+                    "instruction": item.instruction,
+                    "reference": item.reference,
+                    "source": item.source,
+                }
+                for offset, item in enumerate(items[start : start + _CHUNK])
             ]
             await session.execute(insert(DatasetItem), rows)
     return ImportResult(dataset, created=True)
 
 
-async def import_file(store: Store, path: str | os.PathLike[str], *, name: str | None = None) -> ImportResult:
+async def import_file(
+    store: Store, path: str | os.PathLike[str], *, name: str | None = None
+) -> ImportResult:
     """Validate a JSONL file (DatasetError names file, line, field) and store it as a version."""
     items = load_jsonl(path)
-    return await import_items(store, items, name=name or dataset_name_for(path), source_path=os.fspath(path))
+    return await import_items(
+        store, items, name=name or dataset_name_for(path), source_path=os.fspath(path)
+    )
 
 
 async def list_datasets(store: Store) -> list[Dataset]:
     async with store.session() as session:
-        return list((await session.scalars(
-            select(Dataset).order_by(Dataset.name, Dataset.version))).all())
+        return list(
+            (await session.scalars(select(Dataset).order_by(Dataset.name, Dataset.version))).all()
+        )

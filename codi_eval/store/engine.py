@@ -53,7 +53,9 @@ def sync_url(url: str) -> URL:
         return parsed.set(drivername="sqlite")
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+psycopg")
-    raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://...")
+    raise StoreError(
+        f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://..."
+    )
 
 
 def async_url(url: str) -> URL:
@@ -94,7 +96,9 @@ def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(parsed)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
 
 
 def _ensure_sqlite_dir(parsed: URL) -> None:
@@ -106,7 +110,9 @@ def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     # '%' would be read as interpolation by configparser.
-    cfg.set_main_option("sqlalchemy.url", sync_url(url).render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", sync_url(url).render_as_string(hide_password=False).replace("%", "%%")
+    )
     return cfg
 
 
@@ -123,7 +129,9 @@ def current_revision(url: str) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except Exception as exc:
-        raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.__class__.__name__}: {exc}") from exc
+        raise StoreError(
+            f"cannot open the store at {safe_url(url)}: {exc.__class__.__name__}: {exc}"
+        ) from exc
     finally:
         engine.dispose()
 

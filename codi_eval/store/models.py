@@ -177,7 +177,9 @@ class ExperimentCell(Base):
     __table_args__ = (UniqueConstraint("experiment_id", "key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
-    experiment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    experiment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE")
+    )
     key: Mapped[str] = mapped_column(String(255))  # e.g. cod_iteration@2/d3/gemini-2.5-flash
     position: Mapped[int] = mapped_column(Integer)
     prompt: Mapped[str] = mapped_column(String(255))  # name@version
@@ -193,14 +195,16 @@ class Run(Base):
     __table_args__ = (
         UniqueConstraint("cell_id", "dataset_item_id", "repeat"),
         Index("ix_runs_experiment_cell_status", "experiment_id", "cell_id", "status"),
-        CheckConstraint(
-            "status IN ('pending', 'running', 'succeeded', 'failed')", name="status"
-        ),
+        CheckConstraint("status IN ('pending', 'running', 'succeeded', 'failed')", name="status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
-    experiment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
-    cell_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("experiment_cells.id", ondelete="CASCADE"))
+    experiment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE")
+    )
+    cell_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("experiment_cells.id", ondelete="CASCADE")
+    )
     dataset_item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dataset_items.id"))
     repeat: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -226,8 +230,13 @@ class Trace(Base):
     __tablename__ = "traces"
     __table_args__ = (
         # End in id so a deep page of a user's traces is an index-only scan (migration 0002).
-        Index("ix_traces_user_type_start_id", "user_id", "trace_type", text("start_time DESC"),
-              text("id DESC")),
+        Index(
+            "ix_traces_user_type_start_id",
+            "user_id",
+            "trace_type",
+            text("start_time DESC"),
+            text("id DESC"),
+        ),
         Index("ix_traces_user_start_id", "user_id", text("start_time DESC"), text("id DESC")),
         Index("ix_traces_run_id", "run_id"),
     )
@@ -235,7 +244,9 @@ class Trace(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
-    parent_trace_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("traces.id", ondelete="SET NULL"))
+    parent_trace_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("traces.id", ondelete="SET NULL")
+    )
     run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     trace_type: Mapped[str] = mapped_column(String(50))
     name: Mapped[str] = mapped_column(String(255))
@@ -255,9 +266,7 @@ class Span(Base):
     __tablename__ = "spans"
     __table_args__ = (
         Index("ix_spans_trace_start", "trace_id", "start_time"),
-        CheckConstraint(
-            "type IN ('general', 'llm', 'judge', 'metric', 'tool')", name="type"
-        ),
+        CheckConstraint("type IN ('general', 'llm', 'judge', 'metric', 'tool')", name="type"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
@@ -283,9 +292,7 @@ class Span(Base):
 
 class Evaluation(Base):
     __tablename__ = "evaluations"
-    __table_args__ = (
-        Index("ix_evaluations_trace_metric", "trace_id", "metric_name"),
-    )
+    __table_args__ = (Index("ix_evaluations_trace_metric", "trace_id", "metric_name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     trace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("traces.id", ondelete="CASCADE"))

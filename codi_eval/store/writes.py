@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,17 +13,22 @@ from codi_eval.store.models import Base, Evaluation, OutboxEntry, Span, Trace, u
 from codi_eval.tracing.records import TraceTree
 
 
-async def insert_ignore(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]],
-                        conflict: Sequence[str]) -> None:
+async def insert_ignore(
+    session: AsyncSession,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    conflict: Sequence[str],
+) -> None:
     """INSERT rows, skipping any that collide on ``conflict`` (idempotent enqueueing)."""
     if not rows:
         return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     if dialect == "postgresql":
-        stmt = postgresql.insert(model).on_conflict_do_nothing(index_elements=list(conflict))
+        pg_stmt = postgresql.insert(model).on_conflict_do_nothing(index_elements=list(conflict))
+        await session.execute(pg_stmt, list(rows))
     else:
-        stmt = sqlite.insert(model).on_conflict_do_nothing(index_elements=list(conflict))
-    await session.execute(stmt, list(rows))
+        lite_stmt = sqlite.insert(model).on_conflict_do_nothing(index_elements=list(conflict))
+        await session.execute(lite_stmt, list(rows))
 
 
 async def _copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -36,22 +41,46 @@ async def _copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[st
     from psycopg.types.json import Jsonb
 
     columns = list(rows[0])
-    json_columns = {c for c in columns
-                    if isinstance(table.c[c].type.dialect_impl(conn.dialect), postgresql.JSONB)}
+    json_columns = {
+        c
+        for c in columns
+        if isinstance(table.c[c].type.dialect_impl(conn.dialect), postgresql.JSONB)
+    }
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
+    assert driver is not None
     names = ", ".join(f'"{c}"' for c in columns)
-    async with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+    async with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
         for row in rows:
-            await copy.write_row([
-                (None if row[c] is None else Jsonb(row[c])) if c in json_columns else row[c]
-                for c in columns])
+            await copy.write_row(
+                [
+                    (None if row[c] is None else Jsonb(row[c])) if c in json_columns else row[c]
+                    for c in columns
+                ]
+            )
 
 
-def outbox_row(kind: str, entity_id: str, *, user_id: int | None = None,
-               project: str | None = None, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"kind": kind, "entity_id": entity_id, "user_id": user_id, "project": project,
-            "payload": payload, "status": "pending", "attempts": 0, "created_at": utcnow()}
+def outbox_row(
+    kind: str,
+    entity_id: str,
+    *,
+    user_id: int | None = None,
+    project: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "entity_id": entity_id,
+        "user_id": user_id,
+        "project": project,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
 
 
 async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None:
@@ -64,8 +93,11 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
     traces = [t.trace.row() for t in trees]
     spans = [s.row() for t in trees for s in t.spans]
     evaluations = [e.row() for t in trees for e in t.evaluations]
-    for table, rows in ((Trace.__table__, traces), (Span.__table__, spans),
-                        (Evaluation.__table__, evaluations)):
+    for table, rows in (
+        (cast(Table, Trace.__table__), traces),
+        (cast(Table, Span.__table__), spans),
+        (cast(Table, Evaluation.__table__), evaluations),
+    ):
         if not rows:
             continue
         if conn.dialect.name == "postgresql":
@@ -77,15 +109,21 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
         for change in tree.row_updates:
             values = change.compute(tree)
             key = (change.table, tuple(sorted(values)))
-            grouped.setdefault(key, []).append({"row_id": change.row_id, **{f"v_{k}": v for k, v in values.items()}})
+            grouped.setdefault(key, []).append(
+                {"row_id": change.row_id, **{f"v_{k}": v for k, v in values.items()}}
+            )
     for (table_name, columns), params in grouped.items():
         table = Base.metadata.tables[table_name]
-        stmt = (update(table).where(table.c.id == bindparam("row_id"))
-                .values({c: bindparam(f"v_{c}") for c in columns}))
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({c: bindparam(f"v_{c}") for c in columns})
+        )
         await conn.execute(stmt, params)
     exports = [
         outbox_row("trace", str(t.trace.id), user_id=t.trace.user_id, project=t.export_project)
-        for t in trees if t.export
+        for t in trees
+        if t.export
     ]
     await insert_ignore(session, OutboxEntry, exports, ("kind", "entity_id"))
     for tree in trees:

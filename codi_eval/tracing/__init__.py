@@ -13,7 +13,18 @@ from codi_eval.tracing.tracer import (
 )
 
 __all__ = [
-    "NOOP", "CollectingSink", "EvaluationRecord", "SpanHandle", "SpanRecord", "StoreSink",
-    "TraceHandle", "TraceRecord", "TraceTree", "TraceWriteError", "Tracer", "current_span",
-    "current_trace", "jsonable",
+    "NOOP",
+    "CollectingSink",
+    "EvaluationRecord",
+    "SpanHandle",
+    "SpanRecord",
+    "StoreSink",
+    "TraceHandle",
+    "TraceRecord",
+    "TraceTree",
+    "TraceWriteError",
+    "Tracer",
+    "current_span",
+    "current_trace",
+    "jsonable",
 ]

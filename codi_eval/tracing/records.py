@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 # Anchored at the end so counts such as "tokens" or "total_tokens" are not mistaken for one.
 _SECRET_KEY = re.compile(
     r"(?:api[_-]?key(?:[_-]encrypted)?|secret(?:[_-]?key)?|password|passwd|authorization"
-    r"|cookie|(?:^|[_-])token)$", re.I)
+    r"|cookie|(?:^|[_-])token)$",
+    re.I,
+)
 REDACTED = "[redacted]"
 _MAX_STR = 200_000
 
@@ -39,7 +41,9 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         return repr(value)[:200]
     if isinstance(value, dict):
         return {
-            str(k): (REDACTED if _is_secret_key(str(k)) and v is not None else jsonable(v, _depth + 1))
+            str(k): (
+                REDACTED if _is_secret_key(str(k)) and v is not None else jsonable(v, _depth + 1)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
@@ -85,13 +89,24 @@ class SpanRecord:
 
     def row(self) -> dict[str, Any]:
         return {
-            "id": self.id, "trace_id": self.trace_id, "parent_span_id": self.parent_span_id,
-            "name": self.name[:255], "type": self.type, "start_time": self.start_time,
-            "end_time": self.end_time, "duration_ms": self.duration_ms,
-            "input": jsonable(self.input), "output": jsonable(self.output),
-            "meta_data": jsonable(self.metadata), "model": self.model, "provider": self.provider,
-            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens, "cost": self.cost, "status": self.status,
+            "id": self.id,
+            "trace_id": self.trace_id,
+            "parent_span_id": self.parent_span_id,
+            "name": self.name[:255],
+            "type": self.type,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "duration_ms": self.duration_ms,
+            "input": jsonable(self.input),
+            "output": jsonable(self.output),
+            "meta_data": jsonable(self.metadata),
+            "model": self.model,
+            "provider": self.provider,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost": self.cost,
+            "status": self.status,
             "error": self.error,
         }
 
@@ -110,9 +125,15 @@ class EvaluationRecord:
 
     def row(self) -> dict[str, Any]:
         return {
-            "id": self.id, "trace_id": self.trace_id, "span_id": self.span_id,
-            "metric_name": self.metric_name[:100], "score": self.score, "reason": self.reason,
-            "status": self.status, "meta_data": jsonable(self.metadata), "created_at": self.created_at,
+            "id": self.id,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "metric_name": self.metric_name[:100],
+            "score": self.score,
+            "reason": self.reason,
+            "status": self.status,
+            "meta_data": jsonable(self.metadata),
+            "created_at": self.created_at,
         }
 
 
@@ -137,13 +158,22 @@ class TraceRecord:
 
     def row(self) -> dict[str, Any]:
         return {
-            "id": self.id, "user_id": self.user_id, "project_id": self.project_id,
-            "parent_trace_id": self.parent_trace_id, "run_id": self.run_id,
-            "trace_type": self.trace_type[:50], "name": self.name[:255],
-            "start_time": self.start_time, "end_time": self.end_time,
-            "duration_ms": self.duration_ms, "input_data": jsonable(self.input),
-            "output_data": jsonable(self.output), "meta_data": jsonable(self.metadata),
-            "tags": list(self.tags), "status": self.status, "error": self.error,
+            "id": self.id,
+            "user_id": self.user_id,
+            "project_id": self.project_id,
+            "parent_trace_id": self.parent_trace_id,
+            "run_id": self.run_id,
+            "trace_type": self.trace_type[:50],
+            "name": self.name[:255],
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "duration_ms": self.duration_ms,
+            "input_data": jsonable(self.input),
+            "output_data": jsonable(self.output),
+            "meta_data": jsonable(self.metadata),
+            "tags": list(self.tags),
+            "status": self.status,
+            "error": self.error,
             "created_at": self.end_time or self.start_time,
         }
 

@@ -28,13 +28,22 @@ class StoreSink:
     tree, so one bad tree cannot take others down.
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 256, max_delay_s: float = 0.0,
-                 max_pending: int = 10_000, wait_for_commit: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 256,
+        max_delay_s: float = 0.0,
+        max_pending: int = 10_000,
+        wait_for_commit: bool = True,
+    ) -> None:
         self.store = store
         self.wait_for_commit = wait_for_commit
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
-        self._queue: asyncio.Queue[tuple[TraceTree, asyncio.Future[None] | None]] = asyncio.Queue(max_pending)
+        self._queue: asyncio.Queue[tuple[TraceTree, asyncio.Future[None] | None]] = asyncio.Queue(
+            max_pending
+        )
         self._worker: asyncio.Task[None] | None = None
         self.batches_written = 0
         self.trees_written = 0
@@ -51,7 +60,9 @@ class StoreSink:
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._run(), name="codi-eval-store-sink")
+            self._worker = asyncio.get_running_loop().create_task(
+                self._run(), name="codi-eval-store-sink"
+            )
 
     async def _run(self) -> None:
         # Group commit: take whatever queued up while the previous write ran. Under load the

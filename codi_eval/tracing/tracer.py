@@ -54,8 +54,16 @@ class _Clock:
 class TraceHandle:
     """The trace being recorded; what ``async with tracer.trace(...)`` yields."""
 
-    __slots__ = ("record", "spans", "evaluations", "finalizers", "row_updates", "_clock", "export",
-                 "export_project")
+    __slots__ = (
+        "record",
+        "spans",
+        "evaluations",
+        "finalizers",
+        "row_updates",
+        "_clock",
+        "export",
+        "export_project",
+    )
 
     def __init__(self, record: TraceRecord, clock: _Clock) -> None:
         self.record = record
@@ -78,8 +86,13 @@ class TraceHandle:
     def set_output(self, output: Any) -> None:
         self.record.output = output
 
-    def update(self, *, metadata: dict[str, Any] | None = None, tags: list[str] | None = None,
-               input: Any = None) -> None:
+    def update(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        input: Any = None,
+    ) -> None:
         if metadata:
             self.record.metadata.update(metadata)
         if tags:
@@ -91,18 +104,32 @@ class TraceHandle:
         """Run ``finalizer(session, tree)`` in the transaction that stores this trace."""
         self.finalizers.append(finalizer)
 
-    def update_row_on_commit(self, table: str, row_id: uuid.UUID,
-                             compute: Callable[[TraceTree], dict[str, Any]]) -> None:
+    def update_row_on_commit(
+        self, table: str, row_id: uuid.UUID, compute: Callable[[TraceTree], dict[str, Any]]
+    ) -> None:
         """Set ``compute(tree)`` on row ``row_id`` of ``table`` in the transaction that stores
         this trace (batched with other traces' updates of the same columns)."""
         self.row_updates.append(RowUpdate(table, row_id, compute))
 
-    def add_evaluation(self, metric_name: str, score: float | None, reason: str | None = None, *,
-                       span_id: uuid.UUID | None = None, status: str = "ok",
-                       metadata: dict[str, Any] | None = None) -> EvaluationRecord:
+    def add_evaluation(
+        self,
+        metric_name: str,
+        score: float | None,
+        reason: str | None = None,
+        *,
+        span_id: uuid.UUID | None = None,
+        status: str = "ok",
+        metadata: dict[str, Any] | None = None,
+    ) -> EvaluationRecord:
         record = EvaluationRecord(
-            id=uuid7(), trace_id=self.record.id, metric_name=metric_name, score=score,
-            reason=reason, span_id=span_id, status=status, metadata=metadata or {},
+            id=uuid7(),
+            trace_id=self.record.id,
+            metric_name=metric_name,
+            score=score,
+            reason=reason,
+            span_id=span_id,
+            status=status,
+            metadata=metadata or {},
             created_at=datetime.now(UTC),
         )
         self.evaluations.append(record)
@@ -135,8 +162,13 @@ class SpanHandle:
     def set_input(self, value: Any) -> None:
         self.record.input = value
 
-    def update(self, *, metadata: dict[str, Any] | None = None, model: str | None = None,
-               provider: str | None = None) -> None:
+    def update(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> None:
         if metadata:
             self.record.metadata.update(metadata)
         if model is not None:
@@ -144,8 +176,13 @@ class SpanHandle:
         if provider is not None:
             self.record.provider = provider
 
-    def set_usage(self, prompt_tokens: int | None, completion_tokens: int | None,
-                  total_tokens: int | None = None, cost: float | None = None) -> None:
+    def set_usage(
+        self,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        total_tokens: int | None = None,
+        cost: float | None = None,
+    ) -> None:
         r = self.record
         r.prompt_tokens = _add(r.prompt_tokens, prompt_tokens)
         r.completion_tokens = _add(r.completion_tokens, completion_tokens)
@@ -209,29 +246,70 @@ class Tracer:
         self.sink = sink
         self.enabled = enabled and sink is not None
 
-    def trace(self, name: str, *, trace_type: str = "general", input: Any = None,
-              metadata: dict[str, Any] | None = None, tags: list[str] | None = None,
-              user_id: int | None = None, project_id: int | None = None,
-              parent_trace_id: uuid.UUID | None = None, run_id: uuid.UUID | None = None,
-              id: uuid.UUID | None = None, enabled: bool = True, export: bool = False,
-              export_project: str | None = None) -> Any:
+    def trace(
+        self,
+        name: str,
+        *,
+        trace_type: str = "general",
+        input: Any = None,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        user_id: int | None = None,
+        project_id: int | None = None,
+        parent_trace_id: uuid.UUID | None = None,
+        run_id: uuid.UUID | None = None,
+        id: uuid.UUID | None = None,
+        enabled: bool = True,
+        export: bool = False,
+        export_project: str | None = None,
+    ) -> Any:
         """``async with tracer.trace("name") as t:`` — a new root trace in this context."""
         if not (self.enabled and enabled):
             return _DisabledTrace()
-        return self._trace(name, trace_type, input, metadata, tags, user_id, project_id,
-                           parent_trace_id, run_id, id, export, export_project)
+        return self._trace(
+            name,
+            trace_type,
+            input,
+            metadata,
+            tags,
+            user_id,
+            project_id,
+            parent_trace_id,
+            run_id,
+            id,
+            export,
+            export_project,
+        )
 
     @asynccontextmanager
-    async def _trace(self, name: str, trace_type: str, input: Any, metadata: dict[str, Any] | None,
-                     tags: list[str] | None, user_id: int | None, project_id: int | None,
-                     parent_trace_id: uuid.UUID | None, run_id: uuid.UUID | None,
-                     id: uuid.UUID | None, export: bool, export_project: str | None,
-                     ) -> AsyncIterator[TraceHandle]:
+    async def _trace(
+        self,
+        name: str,
+        trace_type: str,
+        input: Any,
+        metadata: dict[str, Any] | None,
+        tags: list[str] | None,
+        user_id: int | None,
+        project_id: int | None,
+        parent_trace_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
+        id: uuid.UUID | None,
+        export: bool,
+        export_project: str | None,
+    ) -> AsyncIterator[TraceHandle]:
         clock = _Clock()
         record = TraceRecord(
-            id=id or uuid7(), name=name, trace_type=trace_type, start_time=clock.wall,
-            input=input, metadata=dict(metadata or {}), tags=list(tags or []), user_id=user_id,
-            project_id=project_id, parent_trace_id=parent_trace_id, run_id=run_id,
+            id=id or uuid7(),
+            name=name,
+            trace_type=trace_type,
+            start_time=clock.wall,
+            input=input,
+            metadata=dict(metadata or {}),
+            tags=list(tags or []),
+            user_id=user_id,
+            project_id=project_id,
+            parent_trace_id=parent_trace_id,
+            run_id=run_id,
         )
         handle = TraceHandle(record, clock)
         handle.export = export
@@ -250,15 +328,28 @@ class Tracer:
             record.end_time, elapsed = clock.now()
             record.duration_ms = int(round(elapsed))
             assert self.sink is not None
-            await self.sink.submit(TraceTree(
-                trace=record, spans=handle.spans, evaluations=handle.evaluations,
-                finalizers=handle.finalizers, row_updates=handle.row_updates, export=handle.export,
-                export_project=handle.export_project,
-            ))
+            await self.sink.submit(
+                TraceTree(
+                    trace=record,
+                    spans=handle.spans,
+                    evaluations=handle.evaluations,
+                    finalizers=handle.finalizers,
+                    row_updates=handle.row_updates,
+                    export=handle.export,
+                    export_project=handle.export_project,
+                )
+            )
 
-    def span(self, name: str, *, type: str = "general", input: Any = None,
-             metadata: dict[str, Any] | None = None, model: str | None = None,
-             provider: str | None = None) -> Any:
+    def span(
+        self,
+        name: str,
+        *,
+        type: str = "general",
+        input: Any = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> Any:
         """``async with tracer.span("name", type="llm") as s:`` — nested under the current span."""
         trace = _current_trace.get()
         if trace is None or not self.enabled:
@@ -268,16 +359,29 @@ class Tracer:
         return self._span(trace, name, type, input, metadata, model, provider)
 
     @asynccontextmanager
-    async def _span(self, trace: TraceHandle, name: str, type: str, input: Any,
-                    metadata: dict[str, Any] | None, model: str | None, provider: str | None,
-                    ) -> AsyncIterator[SpanHandle]:
+    async def _span(
+        self,
+        trace: TraceHandle,
+        name: str,
+        type: str,
+        input: Any,
+        metadata: dict[str, Any] | None,
+        model: str | None,
+        provider: str | None,
+    ) -> AsyncIterator[SpanHandle]:
         parent = _current_span.get()
         start, start_ms = trace._clock.now()
         record = SpanRecord(
-            id=uuid7(), trace_id=trace.record.id,
+            id=uuid7(),
+            trace_id=trace.record.id,
             parent_span_id=parent.record.id if parent is not None else None,
-            name=name, type=type, start_time=start, input=input,
-            metadata=dict(metadata or {}), model=model, provider=provider,
+            name=name,
+            type=type,
+            start_time=start,
+            input=input,
+            metadata=dict(metadata or {}),
+            model=model,
+            provider=provider,
         )
         handle = SpanHandle(record)
         token = _current_span.set(handle)
@@ -293,17 +397,31 @@ class Tracer:
             record.duration_ms = end_ms - start_ms
             trace.spans.append(record)
 
-    def evaluation(self, metric_name: str, score: float | None, reason: str | None = None, *,
-                   span_id: uuid.UUID | None = None, status: str = "ok",
-                   metadata: dict[str, Any] | None = None) -> None:
+    def evaluation(
+        self,
+        metric_name: str,
+        score: float | None,
+        reason: str | None = None,
+        *,
+        span_id: uuid.UUID | None = None,
+        status: str = "ok",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         """Attach a score to the current trace (no-op outside a trace)."""
         trace = _current_trace.get()
         if trace is not None and self.enabled:
-            trace.add_evaluation(metric_name, score, reason, span_id=span_id, status=status,
-                                 metadata=metadata)
+            trace.add_evaluation(
+                metric_name, score, reason, span_id=span_id, status=status, metadata=metadata
+            )
 
-    def track(self, name: str | None = None, *, type: str = "general",
-              capture_input: bool = True, capture_output: bool = True) -> Callable[[F], F]:
+    def track(
+        self,
+        name: str | None = None,
+        *,
+        type: str = "general",
+        capture_input: bool = True,
+        capture_output: bool = True,
+    ) -> Callable[[F], F]:
         """Decorator: run the function inside a span (async or sync functions).
 
         When tracing is off or no trace is open the wrapper calls straight through.
@@ -323,11 +441,14 @@ class Tracer:
                 return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
 
             if inspect.iscoroutinefunction(fn):
+
                 @functools.wraps(fn)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                     if not self.enabled or _current_trace.get() is None:
                         return await fn(*args, **kwargs)
-                    async with self.span(span_name, type=type, input=bound_input(args, kwargs)) as s:
+                    async with self.span(
+                        span_name, type=type, input=bound_input(args, kwargs)
+                    ) as s:
                         result = await fn(*args, **kwargs)
                         if capture_output:
                             s.set_output(result)
@@ -343,10 +464,15 @@ class Tracer:
                 # A sync function cannot enter an async context manager; record the span by hand.
                 parent = _current_span.get()
                 start, start_ms = trace._clock.now()
-                record = SpanRecord(id=uuid7(), trace_id=trace.record.id,
-                                    parent_span_id=parent.record.id if parent else None,
-                                    name=span_name, type=type, start_time=start,
-                                    input=bound_input(args, kwargs))
+                record = SpanRecord(
+                    id=uuid7(),
+                    trace_id=trace.record.id,
+                    parent_span_id=parent.record.id if parent else None,
+                    name=span_name,
+                    type=type,
+                    start_time=start,
+                    input=bound_input(args, kwargs),
+                )
                 token = _current_span.set(SpanHandle(record))
                 try:
                     result = fn(*args, **kwargs)

@@ -29,9 +29,16 @@ CALLS_PER_RUN = (2 + 3) / 2  # density iterations + final, averaged over the two
 
 def make_dataset(path: Path, items: int) -> None:
     source = load_jsonl(ROOT / "datasets" / "stdlib-functions.jsonl")
-    rows = [DatasetItem(id=f"{source[i % len(source)].id}#{i}", language="python",
-                        code=source[i % len(source)].code, source={"copy_of": source[i % len(source)].id},
-                        reference=source[i % len(source)].reference) for i in range(items)]
+    rows = [
+        DatasetItem(
+            id=f"{source[i % len(source)].id}#{i}",
+            language="python",
+            code=source[i % len(source)].code,
+            source={"copy_of": source[i % len(source)].id},
+            reference=source[i % len(source)].reference,
+        )
+        for i in range(items)
+    ]
     write_jsonl(rows, path)
 
 
@@ -40,7 +47,8 @@ def spec(path: Path, dataset: Path, name: str, latency_ms: int, concurrency: int
         f"name: {name}\ndataset: {dataset}\nmatrix:\n  prompt: [cod_iteration@1, cod_iteration@2]\n"
         f"  density_iterations: [1, 2]\n  model: ['offline?latency_ms={latency_ms}']\n"
         f"judge: {{model: offline}}\nmetrics: [summary_quality, entity_density, identifier_coverage, rouge_l]\n"
-        f"run: {{concurrency: {concurrency}}}\n")
+        f"run: {{concurrency: {concurrency}}}\n"
+    )
 
 
 CHILD = """
@@ -74,8 +82,14 @@ def run_child(spec_path: Path, db: str) -> dict:  # type: ignore[type-arg]
     import os
 
     env = {**os.environ, "CODI_EVAL_DATABASE_URL": db}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(spec_path)], env=env, capture_output=True,
-                         text=True, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(spec_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -97,23 +111,41 @@ def main() -> None:
             dataset = Path(tmp) / f"bench-{items}.jsonl"
             make_dataset(dataset, items)
             spec_path = Path(tmp) / f"bench-{runs}.yaml"
-            spec(spec_path, dataset, f"bench-{runs}-{int(time.time())}", args.latency_ms, args.concurrency)
+            spec(
+                spec_path,
+                dataset,
+                f"bench-{runs}-{int(time.time())}",
+                args.latency_ms,
+                args.concurrency,
+            )
             result = run_child(spec_path, args.pg)
             ideal = result["calls"] * args.latency_ms / 1000 / args.concurrency
-            result.update(ideal_s=ideal, efficiency=ideal / result["seconds"],
-                          runs_per_s=result["runs"] / result["seconds"])
+            result.update(
+                ideal_s=ideal,
+                efficiency=ideal / result["seconds"],
+                runs_per_s=result["runs"] / result["seconds"],
+            )
             results.append(result)
     engine = create_engine(args.pg)
     with engine.connect() as conn:
-        stored = {t: conn.execute(text(f"select count(*) from {t}")).scalar() for t in ("runs", "traces", "spans", "evaluations")}
+        stored = {
+            t: conn.execute(text(f"select count(*) from {t}")).scalar()
+            for t in ("runs", "traces", "spans", "evaluations")
+        }
     engine.dispose()
-    print(f"offline?latency_ms={args.latency_ms}, concurrency {args.concurrency}, PostgreSQL store, "
-          f"{CALLS_PER_RUN} model calls per run on average")
-    print(f"{'runs':>7} {'calls':>7} {'seconds':>8} {'ideal s':>8} {'efficiency':>10} {'runs/s':>7} "
-          f"{'CPU s':>6} {'peak RSS MB':>11}")
+    print(
+        f"offline?latency_ms={args.latency_ms}, concurrency {args.concurrency}, PostgreSQL store, "
+        f"{CALLS_PER_RUN} model calls per run on average"
+    )
+    print(
+        f"{'runs':>7} {'calls':>7} {'seconds':>8} {'ideal s':>8} {'efficiency':>10} {'runs/s':>7} "
+        f"{'CPU s':>6} {'peak RSS MB':>11}"
+    )
     for r in results:
-        print(f"{r['runs']:>7} {r['calls']:>7} {r['seconds']:>8.1f} {r['ideal_s']:>8.1f} {r['efficiency']:>10.2f} "
-              f"{r['runs_per_s']:>7.0f} {r['cpu_s']:>6.1f} {r['peak_rss_mb']:>11.0f}")
+        print(
+            f"{r['runs']:>7} {r['calls']:>7} {r['seconds']:>8.1f} {r['ideal_s']:>8.1f} {r['efficiency']:>10.2f} "
+            f"{r['runs_per_s']:>7.0f} {r['cpu_s']:>6.1f} {r['peak_rss_mb']:>11.0f}"
+        )
     print("stored:", stored)
 
 

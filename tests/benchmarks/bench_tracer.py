@@ -95,15 +95,25 @@ async def main() -> None:
     mem = Tracer(CollectingSink())
     results.append(("span, enabled, in memory", await timed(spans, args.n, mem, args.repeats)))
     with tempfile.TemporaryDirectory() as tmp:
-        stores = [("SQLite", f"sqlite:///{tmp}/bench.db")] + ([("PostgreSQL", args.pg)] if args.pg else [])
+        stores = [("SQLite", f"sqlite:///{tmp}/bench.db")] + (
+            [("PostgreSQL", args.pg)] if args.pg else []
+        )
         for label, url in stores:
             upgrade(url)
             store = await Store.open(url)
             repeats = max(1, args.repeats // 2)
-            results.append((f"span, enabled, {label}, one trace at a time",
-                            await timed(spans, args.n, Tracer(StoreSink(store)), repeats)))
-            results.append((f"span, enabled, {label}, 64 traces at a time",
-                            await timed(concurrent_spans, args.n, Tracer(StoreSink(store)), repeats)))
+            results.append(
+                (
+                    f"span, enabled, {label}, one trace at a time",
+                    await timed(spans, args.n, Tracer(StoreSink(store)), repeats),
+                )
+            )
+            results.append(
+                (
+                    f"span, enabled, {label}, 64 traces at a time",
+                    await timed(concurrent_spans, args.n, Tracer(StoreSink(store)), repeats),
+                )
+            )
             await store.close()
 
     print(

@@ -30,7 +30,15 @@ Fault = str | dict[str, Any]
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
 FAULT_KINDS = (
-    "rate_limit", "server_error", "hang", "empty", "malformed", "garbage", "blocked", "bad_request", "auth",
+    "rate_limit",
+    "server_error",
+    "hang",
+    "empty",
+    "malformed",
+    "garbage",
+    "blocked",
+    "bad_request",
+    "auth",
 )
 
 
@@ -66,10 +74,22 @@ def default_text(prompt: str) -> str:
         code = _FENCE.search(prompt)
         names: list[str] = []
         for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", code.group(1) if code else prompt):
-            if word not in names and word not in ("def", "return", "self", "None", "for", "while", "import"):
+            if word not in names and word not in (
+                "def",
+                "return",
+                "self",
+                "None",
+                "for",
+                "while",
+                "import",
+            ):
                 names.append(word)
         picked = names[:2] or ["input"]
-        summary = "The function " + " and ".join(f"`{n}`" for n in picked) + " processes its input and returns a result."
+        summary = (
+            "The function "
+            + " and ".join(f"`{n}`" for n in picked)
+            + " processes its input and returns a result."
+        )
         return json.dumps({"missing_entities": picked, "denser_summary": summary})
     if "score" in lowered:
         return json.dumps({"score": 0.8, "reason": "Accurate and concise; names the main calls."})
@@ -132,8 +152,14 @@ class ScriptedServer:
     def check_auth(self, request: web.Request) -> bool:
         raise NotImplementedError
 
-    def error(self, status: int, message: str, *, headers: dict[str, str] | None = None,
-              retry_after: float | None = None) -> web.Response:
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> web.Response:
         raise NotImplementedError
 
     def success(self, body: dict[str, Any], model: str, text: str) -> dict[str, Any]:
@@ -175,11 +201,16 @@ class ScriptedServer:
         out = responder(body)
         return out if isinstance(out, dict) else self.success(body, model, str(out))
 
-    async def _apply(self, fault: dict[str, Any], body: dict[str, Any], model: str) -> web.StreamResponse | None:
+    async def _apply(
+        self, fault: dict[str, Any], body: dict[str, Any], model: str
+    ) -> web.StreamResponse | None:
         kind = fault["kind"]
         if kind == "rate_limit":
-            return self.error(429, "Resource has been exhausted (e.g. check quota).",
-                              retry_after=fault.get("retry_after", self.retry_after))
+            return self.error(
+                429,
+                "Resource has been exhausted (e.g. check quota).",
+                retry_after=fault.get("retry_after", self.retry_after),
+            )
         if kind == "server_error":
             return self.error(int(fault.get("status", 500)), "Internal error encountered.")
         if kind == "bad_request":
@@ -190,14 +221,18 @@ class ScriptedServer:
             assert self._closing is not None
             try:
                 # Ends early when the server stops, so teardown is never held up.
-                await asyncio.wait_for(self._closing.wait(), float(fault.get("seconds", self.hang_s)))
+                await asyncio.wait_for(
+                    self._closing.wait(), float(fault.get("seconds", self.hang_s))
+                )
             except TimeoutError:
                 pass
             return None  # then answer normally, if the client is still there
         if kind == "empty":
             return web.json_response(self.empty(model))
         if kind == "malformed":
-            return web.json_response(self.success(body, model, '{"missing_entities": ["x"], "denser_summ'))
+            return web.json_response(
+                self.success(body, model, '{"missing_entities": ["x"], "denser_summ')
+            )
         if kind == "garbage":
             return web.Response(text="<html>upstream proxy error", content_type="application/json")
         if kind == "blocked":

@@ -18,8 +18,15 @@ from tests.servers._scripted import FAULT_KINDS, RecordedRequest, ScriptedServer
 
 __all__ = ["FAULT_KINDS", "GeminiServer", "RecordedRequest", "default_text"]
 
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-           404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 def _count(text: str) -> int:
@@ -38,14 +45,28 @@ class GeminiServer(ScriptedServer):
     def check_auth(self, request: web.Request) -> bool:
         return request.headers.get("x-goog-api-key") == self.require_api_key
 
-    def error(self, status: int, message: str, *, headers: dict[str, str] | None = None,
-              retry_after: float | None = None) -> web.Response:
-        error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> web.Response:
+        error: dict[str, Any] = {
+            "code": status,
+            "message": message,
+            "status": _STATUS.get(status, "UNKNOWN"),
+        }
         hdrs = dict(headers or {})
         if status == 429 and retry_after is not None:
             hdrs["Retry-After"] = f"{retry_after:g}"
-            error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                 "retryDelay": f"{retry_after:g}s"}]
+            error["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{retry_after:g}s",
+                }
+            ]
         return web.json_response({"error": error}, status=status, headers=hdrs)
 
     def prompt_of(self, body: dict[str, Any]) -> str:
@@ -64,23 +85,30 @@ class GeminiServer(ScriptedServer):
 
     def success(self, body: dict[str, Any], model: str, text: str) -> dict[str, Any]:
         return {
-            "candidates": [{
-                "content": {"role": "model", "parts": [{"text": text}]},
-                "finishReason": "STOP",
-                "index": 0,
-            }],
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": text}]},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
             "usageMetadata": self._usage(body, text),
             "modelVersion": model + self.model_version_suffix,
             "responseId": f"resp-{len(self.requests)}",
         }
 
     def empty(self, model: str) -> dict[str, Any]:
-        return {"candidates": [], "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
-                "modelVersion": model + self.model_version_suffix}
-
-    def blocked(self, model: str) -> web.Response:
-        return web.json_response({
-            "promptFeedback": {"blockReason": "SAFETY"},
+        return {
+            "candidates": [],
             "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
             "modelVersion": model + self.model_version_suffix,
-        })
+        }
+
+    def blocked(self, model: str) -> web.Response:
+        return web.json_response(
+            {
+                "promptFeedback": {"blockReason": "SAFETY"},
+                "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
+                "modelVersion": model + self.model_version_suffix,
+            }
+        )

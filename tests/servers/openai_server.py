@@ -15,8 +15,13 @@ from tests.servers._scripted import FAULT_KINDS, RecordedRequest, ScriptedServer
 
 __all__ = ["FAULT_KINDS", "OpenAIServer", "RecordedRequest", "default_text"]
 
-_TYPE = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_denied",
-         429: "rate_limit_exceeded", 500: "server_error"}
+_TYPE = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "permission_denied",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+}
 
 
 def _count(text: str) -> int:
@@ -42,34 +47,67 @@ class OpenAIServer(ScriptedServer):
     def check_auth(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.require_api_key}"
 
-    def error(self, status: int, message: str, *, headers: dict[str, str] | None = None,
-              retry_after: float | None = None) -> web.Response:
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> web.Response:
         hdrs = dict(headers or {})
         if status == 429 and retry_after is not None:
             hdrs["Retry-After"] = f"{retry_after:g}"
-        body = {"error": {"message": message, "type": _TYPE.get(status, "server_error"),
-                          "param": None, "code": None}}
+        body = {
+            "error": {
+                "message": message,
+                "type": _TYPE.get(status, "server_error"),
+                "param": None,
+                "code": None,
+            }
+        }
         return web.json_response(body, status=status, headers=hdrs)
 
     def prompt_of(self, body: dict[str, Any]) -> str:
         return "\n".join(
-            m["content"] for m in body.get("messages") or []
+            m["content"]
+            for m in body.get("messages") or []
             if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str)
         )
 
-    def _envelope(self, model: str, choices: list[dict[str, Any]], usage: dict[str, int] | None) -> dict[str, Any]:
-        return {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
-                "created": int(time.time()), "model": model, "choices": choices, "usage": usage}
+    def _envelope(
+        self, model: str, choices: list[dict[str, Any]], usage: dict[str, int] | None
+    ) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices,
+            "usage": usage,
+        }
 
     def success(self, body: dict[str, Any], model: str, text: str) -> dict[str, Any]:
-        prompt = "".join(str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict))
+        prompt = "".join(
+            str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict)
+        )
         p, c = _count(prompt), _count(text)
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        return self._envelope(model, [choice], {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c})
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+        }
+        return self._envelope(
+            model, [choice], {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        )
 
     def empty(self, model: str) -> dict[str, Any]:
         return self._envelope(model, [], None)
 
     def blocked(self, model: str) -> web.Response:
-        choice = {"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": None},
+            "finish_reason": "content_filter",
+        }
         return web.json_response(self._envelope(model, [choice], None))
