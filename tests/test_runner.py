@@ -406,4 +406,4 @@ def test_a_model_parameter_the_provider_does_not_take_is_refused_at_spec_time(
     with pytest.raises(InputError) as info:
         load_spec(path)
     assert info.value.field == "matrix.model[0]" and info.value.line == 6
-    assert "latency_ms" in str(info.value) and "float" in str(info.value)
+    assert "latency_ms" in str(info.value) and "number" in str(info.value)

@@ -9,7 +9,7 @@ from codi_eval.models.base import (
     Usage,
 )
 from codi_eval.models.prices import cost_for, load_prices, price_for
-from codi_eval.models.registry import ACCEPTED_FORMS, get_model
+from codi_eval.models.registry import ModelRef, accepted_forms, get_model, parse_model_name
 
 # The SDK-backed providers load google-genai / openai (about a second); import them on use.
 _LAZY = {
@@ -28,18 +28,20 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "ACCEPTED_FORMS",
     "RETRYABLE",
     "GeminiModel",
     "GenerateRequest",
     "Generation",
     "Model",
     "ModelError",
+    "ModelRef",
     "OfflineModel",
     "OpenAICompatModel",
     "Usage",
+    "accepted_forms",
     "cost_for",
     "get_model",
     "load_prices",
+    "parse_model_name",
     "price_for",
 ]

@@ -1,106 +1,197 @@
 """Model names, as a spec writes them, turned into :class:`Model` objects.
 
-Accepted names:
+Providers register themselves by name (:func:`provider`), the way inspect-ai registers
+model APIs: a provider is a pydantic model of the parameters a name may carry, plus how
+to recognise its names and how to build the model. Nothing here imports a provider SDK;
+``build`` does, on first use.
+
+Accepted names (see :func:`accepted_forms`):
 
 - ``offline`` or ``offline?latency_ms=50`` — the deterministic baseline;
 - ``gemini-<version>`` (``gemini-2.5-flash``) — Google's Gemini API;
 - ``openai:<model>`` (``openai:llama3.1``) — any OpenAI-compatible server.
 
-A query string carries parameters (``gemini-2.5-flash?timeout_s=30``); the ``settings``
-dict supplies defaults that the name's own parameters override.
+A query string carries parameters (``gemini-2.5-flash?timeout_s=30``); the ``defaults``
+dict (the operator's own settings, never a request's) supplies values that the name's
+parameters override. Keys never travel in a name: ``api_key=`` is refused, and so is a
+URL with credentials in it. Keys come from the environment only.
 """
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qsl
+import difflib
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from codi_eval.models.base import Model
+from codi_eval.settings import Settings, get_settings
 
-__all__ = ["ACCEPTED_FORMS", "get_model", "parse_model_name"]
+__all__ = [
+    "ModelParams",
+    "ModelRef",
+    "accepted_forms",
+    "BaseUrl",
+    "get_model",
+    "parse_model_name",
+    "provider",
+    "providers",
+]
 
-ACCEPTED_FORMS = (
-    "'offline' (optionally 'offline?latency_ms=50')",
-    "'gemini-<version>' such as 'gemini-2.5-flash'",
-    "'openai:<model>' such as 'openai:llama3.1'",
-)
-
-_PARAMS: dict[str, dict[str, type]] = {
-    "offline": {"latency_ms": float},
-    "gemini": {"api_key": str, "base_url": str, "timeout_s": float, "prices_file": str},
-    "openai": {
-        "api_key": str,
-        "base_url": str,
-        "timeout_s": float,
-        "json_mode": str,
-        "prices_file": str,
-    },
-}
+# Parameter names that would put a secret into a spec, a cell key or a trace tag.
+_SECRET_PARAMS = frozenset({"api_key", "apikey", "key", "token", "password", "secret"})
 
 
-def _coerce(
-    family: str, settings: dict[str, Any], query: dict[str, str], name: str
-) -> dict[str, Any]:
-    allowed = _PARAMS[family]
-    # Settings are shared across providers, so keys meant for another one are skipped;
-    # the name's own parameters are checked strictly, a typo there is an error.
-    params = {k: v for k, v in settings.items() if k in allowed}
-    params.update(query)
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if key not in allowed:
-            raise ValueError(
-                f"model {name!r}: unknown parameter {key!r}; accepted: {', '.join(sorted(allowed))}"
-            )
-        if value is None:
-            continue
-        try:
-            out[key] = allowed[key](value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"model {name!r}: parameter {key!r} must be {allowed[key].__name__}, got {value!r}"
-            ) from exc
-    return out
+class ModelParams(BaseModel):
+    """What a model name may carry after ``?``; each provider declares its own subclass.
 
-
-def parse_model_name(
-    name: str, settings: dict[str, Any] | None = None
-) -> tuple[str, str, dict[str, Any]]:
-    """``(family, model id, parameters)`` for a model name, checked but not built.
-
-    The one place that knows the accepted forms: a spec is validated with it before anything
-    runs (no provider SDK is imported), and :func:`get_model` builds from it.
-    ``ValueError`` names the accepted forms, or the parameter that is wrong.
+    ``family`` names the provider, ``form`` is the accepted form shown in errors,
+    :meth:`match` recognises the provider's names, :meth:`build` makes the model and
+    :meth:`endpoint` says where it answers from (part of the response cache key).
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: ClassVar[str]
+    form: ClassVar[str]
+
+    @classmethod
+    def match(cls, base: str) -> str | None:
+        """The provider's model id for ``base`` (the name before ``?``), or None."""
+        raise NotImplementedError
+
+    def build(self, name: str, model_id: str) -> Model:
+        raise NotImplementedError
+
+    def endpoint(self, settings: Settings) -> str | None:
+        """The address that answers, as far as the configuration tells (None: in process)."""
+        return None
+
+    def identity(self) -> dict[str, Any]:
+        """Parameters that can change an answer (timeouts and the like cannot)."""
+        return {}
+
+
+P = TypeVar("P", bound=type[ModelParams])
+_PROVIDERS: dict[str, type[ModelParams]] = {}
+
+
+def provider(cls: P) -> P:
+    """Class decorator: register a provider's parameter model under its ``family``."""
+    if cls.family in _PROVIDERS:
+        raise ValueError(f"a model provider named {cls.family!r} is already registered")
+    _PROVIDERS[cls.family] = cls
+    return cls
+
+
+def providers() -> dict[str, type[ModelParams]]:
+    """Registered providers by family (the built-in ones register on import)."""
+    _load_builtin()
+    return dict(_PROVIDERS)
+
+
+def _load_builtin() -> None:
+    # Importing the module registers the built-in providers (it imports no SDK).
+    import codi_eval.models.providers  # noqa: F401
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A checked model name: provider family, the provider's model id and its parameters."""
+
+    name: str
+    family: str
+    model_id: str
+    params: ModelParams
+
+    def build(self) -> Model:
+        return self.params.build(self.name, self.model_id)
+
+    def identity(self, settings: Settings | None = None) -> dict[str, Any]:
+        """Everything about this model that decides its answers, and nothing secret."""
+        return {
+            "provider": self.family,
+            "endpoint": self.params.endpoint(settings or get_settings()),
+            "model": self.model_id,
+            **self.params.identity(),
+        }
+
+
+def accepted_forms() -> tuple[str, ...]:
+    return tuple(p.form for p in providers().values())
+
+
+def _describe(error: ValidationError, name: str, params: ModelParams | type[ModelParams]) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "?"
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(sorted(params.model_fields)) or "none"
+        return f"model {name!r}: unknown parameter {key!r}; accepted: {allowed}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"model {name!r}: parameter {key!r} {message[:1].lower()}{message[1:]}"
+
+
+def parse_model_name(name: str, defaults: dict[str, Any] | None = None) -> ModelRef:
+    """A checked :class:`ModelRef` for a model name; nothing is built, no SDK imported.
+
+    The one place that knows the accepted forms: specs are validated with it before
+    anything runs and :func:`get_model` builds from it. ``ValueError`` names the
+    accepted forms (with a did-you-mean), or the parameter that is wrong.
+    """
+    forms = accepted_forms()
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(
-            f"model name must be a non-empty string; accepted: {'; '.join(ACCEPTED_FORMS)}"
-        )
-    base, _, query = name.strip().partition("?")
-    query_params = dict(parse_qsl(query, keep_blank_values=True))
-    defaults = dict(settings or {})
-    if base == "offline":
-        return "offline", base, _coerce("offline", defaults, query_params, name)
-    if base.startswith("gemini-") and len(base) > len("gemini-"):
-        return "gemini", base, _coerce("gemini", defaults, query_params, name)
-    if base.startswith("openai:") and len(base) > len("openai:"):
-        return "openai", base[len("openai:") :], _coerce("openai", defaults, query_params, name)
-    raise ValueError(f"unknown model {name!r}; accepted: {'; '.join(ACCEPTED_FORMS)}")
+        raise ValueError(f"model name must be a non-empty string; accepted: {'; '.join(forms)}")
+    text = name.strip()
+    base, _, query = text.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+    given: dict[str, Any] = {}
+    for key, value in pairs:
+        if key.lower() in _SECRET_PARAMS:
+            raise ValueError(
+                f"model {text!r}: keys are never part of a model name (it is stored with the "
+                "experiment and shown in tables); set the provider's key in the environment "
+                "(GEMINI_API_KEY, OPENAI_API_KEY)"
+            )
+        if key in given:
+            raise ValueError(f"model {text!r}: parameter {key!r} is given twice")
+        given[key] = value
+    for family, cls in providers().items():
+        model_id = cls.match(base)
+        if model_id is None:
+            continue
+        # The operator's defaults are shared across providers: keys for another one are skipped.
+        values = {k: v for k, v in (defaults or {}).items() if k in cls.model_fields}
+        values.update(given)
+        try:
+            params = cls.model_validate(values)
+        except ValidationError as exc:
+            raise ValueError(_describe(exc, text, cls)) from None
+        return ModelRef(name=text, family=family, model_id=model_id, params=params)
+    close = difflib.get_close_matches(base, ["offline", "gemini-2.5-flash", "openai:"], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"unknown model {text!r}{hint}; accepted: {'; '.join(forms)}")
 
 
-def get_model(name: str, settings: dict[str, Any] | None = None) -> Model:
+def get_model(name: str, defaults: dict[str, Any] | None = None) -> Model:
     """The model a spec names; ``ValueError`` naming the accepted forms for anything else."""
-    family, model_id, params = parse_model_name(name, settings)
-    if family == "offline":
-        from codi_eval.models.offline import OfflineModel
+    return parse_model_name(name, defaults).build()
 
-        return OfflineModel(name.strip(), **params)
-    if family == "gemini":
-        from codi_eval.models.gemini import GeminiModel
 
-        model = GeminiModel(model_id, **params)
-        model.name = name.strip()
-        return model
-    from codi_eval.models.openai_compat import OpenAICompatModel
+# ----------------------------------------------------------------- shared field checks
 
-    return OpenAICompatModel(model_id, **params)
+
+def check_base_url(value: str | None) -> str | None:
+    """An http(s) URL without credentials (a key in a URL would be stored with the name)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials; keys come from the environment")
+    return value
+
+
+BaseUrl = Annotated[str | None, AfterValidator(check_base_url)]
