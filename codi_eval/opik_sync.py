@@ -292,12 +292,16 @@ async def _credentials(
     if user is None:
         return {}
     creds: dict[str, Any] = {}
-    if user.opik_workspace:
-        creds["workspace"] = user.opik_workspace
     if user.opik_api_key_encrypted:
         from codi_eval.secrets import decrypt
 
         creds["api_key"] = decrypt(user.opik_api_key_encrypted, settings.secret_key)
+        if user.opik_workspace:
+            creds["workspace"] = user.opik_workspace
+    elif user.opik_workspace and user.opik_workspace in settings.server_opik_workspaces():
+        # With the server's key only a workspace the operator allows: otherwise any user
+        # could make the server write into someone else's workspace (a confused deputy).
+        creds["workspace"] = user.opik_workspace
     return creds
 
 

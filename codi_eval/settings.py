@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_DATABASE_URL = "sqlite:///codi_eval.db"
 _PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -33,8 +35,25 @@ class Settings:
     opik_project: str | None = None
     opik_config_file: Path | None = None
     gemini_api_key: str | None = field(default=None, repr=False)
+    # Where the SDKs send calls when a model name does not say (part of the cache key).
+    gemini_base_url: str | None = None
+    openai_base_url: str | None = None
     default_model: str = "offline"
     default_judge: str = "offline"
+    # The API (DESIGN.md "Trust boundaries"): what a request may choose among, and its limits.
+    # ``api_models`` maps the names a request may send to the operator's model names
+    # (CODI_EVAL_API_MODELS="offline,gemini-2.5-flash,fast=gemini-2.5-flash?timeout_s=10").
+    api_models: tuple[tuple[str, str], ...] = ()
+    api_max_in_flight: int = 256
+    api_user_requests_per_minute: float = 600.0
+    api_user_summaries_per_minute: float = 30.0
+    api_user_concurrent_summaries: int = 4
+    api_summary_workers: int = 16
+    api_request_timeout_s: float = 120.0
+    api_body_timeout_s: float = 10.0
+    # Workspaces a user may send traces to with the server's Opik key (the server's own
+    # OPIK_WORKSPACE is always allowed); any workspace with the user's own key.
+    opik_workspaces: tuple[str, ...] = ()
 
     @property
     def prompts_dir(self) -> Path:
@@ -45,11 +64,24 @@ class Settings:
         return self.config_dir / "prices.yaml"
 
     @property
+    def offered_models(self) -> dict[str, str]:
+        """The models a request may name, each mapped to the operator's model name."""
+        offered = dict(self.api_models) if self.api_models else {"offline": "offline"}
+        offered.setdefault(self.default_model, self.default_model)
+        return offered
+
+    def server_opik_workspaces(self) -> frozenset[str]:
+        """Workspaces that may receive traces sent with the server's own Opik key."""
+        return frozenset(
+            {*self.opik_workspaces, *([self.opik_workspace] if self.opik_workspace else [])}
+        )
+
+    @property
     def opik_configured(self) -> bool:
         return bool(self.opik_url or self.opik_api_key or self.opik_config_file)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         config_dir = env.get("CODI_EVAL_CONFIG_DIR")
         opik_config = Path(env.get("OPIK_CONFIG_PATH") or Path.home() / ".opik.config")
@@ -63,9 +95,65 @@ class Settings:
             opik_project=env.get("OPIK_PROJECT_NAME") or None,
             opik_config_file=opik_config if opik_config.is_file() else None,
             gemini_api_key=env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY") or None,
+            gemini_base_url=env.get("GOOGLE_GEMINI_BASE_URL") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
             default_model=env.get("CODI_EVAL_DEFAULT_MODEL") or "offline",
             default_judge=env.get("CODI_EVAL_DEFAULT_JUDGE") or "offline",
+            api_models=_aliases(env.get("CODI_EVAL_API_MODELS")),
+            api_max_in_flight=_number(env, "CODI_EVAL_API_MAX_IN_FLIGHT", 256, int),
+            api_user_requests_per_minute=_number(env, "CODI_EVAL_API_USER_RPM", 600.0, float),
+            api_user_summaries_per_minute=_number(
+                env, "CODI_EVAL_API_USER_SUMMARIES_PER_MINUTE", 30.0, float
+            ),
+            api_user_concurrent_summaries=_number(
+                env, "CODI_EVAL_API_USER_CONCURRENT_SUMMARIES", 4, int
+            ),
+            api_summary_workers=_number(env, "CODI_EVAL_API_SUMMARY_WORKERS", 16, int),
+            api_request_timeout_s=_number(env, "CODI_EVAL_API_REQUEST_TIMEOUT_S", 120.0, float),
+            api_body_timeout_s=_number(env, "CODI_EVAL_API_BODY_TIMEOUT_S", 10.0, float),
+            opik_workspaces=tuple(
+                w.strip()
+                for w in (env.get("CODI_EVAL_OPIK_WORKSPACES") or "").split(",")
+                if w.strip()
+            ),
         )
+
+
+class SettingsError(ValueError):
+    """An environment variable holds something codi-eval cannot use."""
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise SettingsError(f"{name} must be above 0, not {raw!r}")
+    return value
+
+
+def _aliases(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """``"offline,fast=gemini-2.5-flash?timeout_s=10"`` → ((offline, offline), (fast, ...))."""
+    out = []
+    for entry in (raw or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        alias, sep, target = entry.partition("=")
+        alias, target = alias.strip(), (target.strip() if sep else alias.strip())
+        if not alias or not target or "?" in alias:
+            raise SettingsError(
+                f"CODI_EVAL_API_MODELS: {entry!r} is not NAME or ALIAS=MODEL (an alias has no '?')"
+            )
+        out.append((alias, target))
+    return tuple(out)
 
 
 def get_settings() -> Settings:

@@ -1,17 +1,22 @@
 """One error shape for every failure: ``{"error": {"code", "message", "field"}}``.
 
 The middleware here is the outermost layer: whatever a handler, aiohttp or the database
-raises becomes that shape, and an unexpected exception is logged server-side (method,
-path and traceback; never headers, so never the token) and answered as a plain 500.
+raises becomes that shape. A database that cannot be reached is a 503 with Retry-After
+(the client may retry; nothing is wrong with its request), a client that went away is one
+INFO line, and anything unexpected is logged server-side (method, path and traceback;
+never headers, so never the token) and answered as a plain 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
+from sqlalchemy import exc as sa_exc
+
+from codi_eval.api.http import error_response
 
 log = logging.getLogger("codi_eval.api")
 
@@ -24,6 +29,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -31,6 +37,7 @@ _HTTP_CODES = {
     503: "unavailable",
     504: "upstream_timeout",
 }
+STORE_RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -53,22 +60,34 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field}}
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    field: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    return web.json_response(error_body(code, message, field), status=status, headers=headers)
-
-
 def not_found(what: str, field: str | None = None) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found", field=field)
+
+
+def store_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "store_unavailable",
+        "the database is unreachable right now; retry later",
+        headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
+
+
+# A connection that dropped or never came, a pool with no free connection, a statement
+# cut by the server: the store is (for now) unusable, which is not the client's fault.
+STORE_FAULTS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+    ConnectionError,
+)
+
+
+def is_store_fault(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, STORE_FAULTS)
 
 
 @web.middleware
@@ -93,7 +112,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, headers=headers
         )
-    except Exception:
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the client disconnects: its work stops here.
+        if request.transport is None or request.transport.is_closing():
+            log.info("client went away: %s %s (work cancelled)", request.method, request.path)
+        raise
+    except (ConnectionResetError, web.HTTPClientError) as exc:  # pragma: no cover - racy
+        log.info("client went away: %s %s (%s)", request.method, request.path, type(exc).__name__)
+        raise
+    except Exception as exc:
+        if is_store_fault(exc):
+            log.warning(
+                "store unreachable in %s %s: %s", request.method, request.path, type(exc).__name__
+            )
+            error = store_unavailable()
+            return error_response(error.status, error.code, error.message, headers=error.headers)
         # The traceback goes to the server log; the client gets no internals.
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "unexpected server error; it has been logged")

@@ -51,11 +51,14 @@ _USER_COLUMNS = (
     User.opik_enabled,
     User.opik_workspace,
     User.opik_api_key_encrypted.is_not(None).label("has_api_key"),
+    User.revoked_at,
+    User.token_expires_at,
 )
 
 
 async def user_by_token_hash(conn: AsyncConnection, token_hash: str) -> Any:
-    """The user whose token hashes to ``token_hash`` (unique index on users.token_hash)."""
+    """The user whose token hashes to ``token_hash`` (unique index on users.token_hash),
+    with the token's revocation and expiry for the caller to check."""
     result = await conn.execute(select(*_USER_COLUMNS).where(User.token_hash == token_hash))
     return result.first()
 
@@ -64,21 +67,68 @@ async def user_by_id(conn: AsyncConnection, user_id: int) -> Any:
     return (await conn.execute(select(*_USER_COLUMNS).where(User.id == user_id))).first()
 
 
-async def create_user(conn: AsyncConnection, name: str, token_hash: str) -> int | None:
+async def touch_user(conn: AsyncConnection, user_id: int, now: datetime) -> None:
+    await conn.execute(update(User).where(User.id == user_id).values(last_used_at=now))
+
+
+async def create_user(
+    conn: AsyncConnection, name: str, token_hash: str, *, expires_at: datetime | None = None
+) -> int | None:
     """A new user; None when the name is taken (unique users.name)."""
     taken = (await conn.execute(select(User.id).where(User.name == name))).first()
     if taken is not None:
         return None
+    now = utcnow()
     result = await conn.execute(
         insert(User)
-        .values(name=name, token_hash=token_hash, opik_enabled=False, created_at=utcnow())
+        .values(
+            name=name,
+            token_hash=token_hash,
+            opik_enabled=False,
+            created_at=now,
+            token_created_at=now,
+            token_expires_at=expires_at,
+        )
         .returning(User.id)
     )
     return int(result.scalar_one())
 
 
+async def rotate_token(
+    conn: AsyncConnection, name: str, token_hash: str, *, expires_at: datetime | None
+) -> bool:
+    """Give user ``name`` a new token (the old one stops working); False if there is no such user.
+
+    Rotating a revoked user's token is how access is given back.
+    """
+    result = await conn.execute(
+        update(User)
+        .where(User.name == name)
+        .values(
+            token_hash=token_hash,
+            token_created_at=utcnow(),
+            token_expires_at=expires_at,
+            revoked_at=None,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def revoke_token(conn: AsyncConnection, name: str) -> bool:
+    """Revoke user ``name``'s token at once; False if there is no such user."""
+    result = await conn.execute(
+        update(User)
+        .where(User.name == name)
+        .values(revoked_at=func.coalesce(User.revoked_at, utcnow()))
+    )
+    return bool(result.rowcount)
+
+
 async def all_users(conn: AsyncConnection) -> Any:
-    return (await conn.execute(select(*_USER_COLUMNS, User.created_at).order_by(User.id))).all()
+    stmt = select(
+        *_USER_COLUMNS, User.created_at, User.token_created_at, User.last_used_at
+    ).order_by(User.id)
+    return (await conn.execute(stmt)).all()
 
 
 async def update_user(conn: AsyncConnection, user_id: int, values: dict[str, Any]) -> None:
@@ -217,8 +267,8 @@ async def spans_of(conn: AsyncConnection, trace_id: uuid.UUID) -> Any:
             Span.start_time,
             Span.end_time,
             Span.duration_ms,
-            Span.input,
-            Span.output,
+            Span.input.label("input_data"),
+            Span.output.label("output_data"),
             Span.meta_data,
             Span.status,
             Span.error,
@@ -344,10 +394,12 @@ async def cell_values(
         Run.status == "succeeded",
     )
     if metric == QUALITY_METRIC:
-        stmt = select(Run.cell_id, Run.dataset_item_id, Run.repeat, Run.judge_score).where(*base)
+        stmt = select(
+            Run.cell_id, Run.dataset_item_id, Run.repeat, Run.judge_score.label("value")
+        ).where(*base)
     else:
         stmt = (
-            select(Run.cell_id, Run.dataset_item_id, Run.repeat, Evaluation.score)
+            select(Run.cell_id, Run.dataset_item_id, Run.repeat, Evaluation.score.label("value"))
             .outerjoin(
                 Evaluation,
                 and_(
@@ -403,6 +455,9 @@ __all__ = [
     "TraceFilter",
     "TraceStats",
     "all_users",
+    "revoke_token",
+    "rotate_token",
+    "touch_user",
     "cell_values",
     "cells_by_key",
     "create_user",

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from codi_eval.errors import InputError
-from codi_eval.settings import Settings, get_settings
+from codi_eval.settings import Settings, SettingsError, get_settings
 from codi_eval.store.engine import Store, StoreError
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ def run_async(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return asyncio.run(coro_fn(*args, **kwargs))
-        except InputError as exc:
+        except (InputError, SettingsError) as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             sys.exit(2)
         except ValueError as exc:

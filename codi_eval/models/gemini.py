@@ -10,29 +10,34 @@ break all three.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
+from yarl import URL
 
 from codi_eval.models.base import GenerateRequest, Generation, ModelError, Usage
 from codi_eval.models.prices import cost_for
 
 __all__ = ["GeminiModel", "parse_retry_after"]
 
-try:  # the SDK uses aiohttp when it is installed, httpx otherwise
-    import aiohttp
-
-    _AIOHTTP_CONNECTION: tuple[type[BaseException], ...] = (aiohttp.ClientError,)
-except ImportError:  # pragma: no cover - aiohttp is a dependency of codi-eval
-    _AIOHTTP_CONNECTION = ()
 import httpx
 
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (*_AIOHTTP_CONNECTION, httpx.TransportError)
+# The SDK talks through our aiohttp session; httpx errors can still come from its sync paths.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, httpx.TransportError)
+_DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else max(int(seconds * 1000), 1)
+
 
 _BLOCKING_FINISH = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
@@ -105,49 +110,91 @@ class GeminiModel:
         self.default_timeout_s = timeout_s
         self._prices_file = prices_file
         self._client: genai.Client | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._starting: asyncio.Lock | None = None
 
-    def _get_client(self) -> genai.Client:
-        # Created on first use: a spec can name a Gemini model on a machine without a key
-        # and still be validated; the missing key is reported as an auth failure.
-        if self._client is None:
-            http_options = types.HttpOptions(
-                retry_options=types.HttpRetryOptions(attempts=1),
-                base_url=self._base_url,
+    async def start(self) -> None:
+        """Build the SDK client, off the event loop (it takes ~0.1 s of CPU).
+
+        The client gets an HTTP session of ours that does not consult the environment on
+        every request: the SDK's own (``trust_env=True``) looks up ``~/.netrc`` and proxy
+        variables in a thread per call, which doubled the CPU of a call and queued calls
+        behind the thread pool. A proxy in the environment is looked up once, here.
+        Services call this at start-up; :meth:`generate` calls it on first use.
+        """
+        if self._client is not None:
+            return
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._client is not None:
+                return
+            base = self._base_url or _DEFAULT_ENDPOINT
+            proxy = None
+            with contextlib.suppress(LookupError):
+                proxy, _ = get_env_proxy_for_url(URL(base))
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), trust_env=False, proxy=proxy
             )
             try:
-                self._client = genai.Client(api_key=self._api_key, http_options=http_options)
-            except ValueError as exc:
-                raise ModelError("auth", f"cannot create a Gemini client: {exc}") from exc
-        return self._client
+                self._client = await asyncio.to_thread(self._build_client, session)
+            except BaseException:
+                await session.close()
+                raise
+            self._session = session
+
+    def _build_client(self, session: aiohttp.ClientSession) -> genai.Client:
+        # Created on first use: a spec can name a Gemini model on a machine without a key
+        # and still be validated; the missing key is reported as an auth failure.
+        http_options = types.HttpOptions(
+            retry_options=types.HttpRetryOptions(attempts=1),
+            base_url=self._base_url,
+            aiohttp_client=session,
+            timeout=_ms(self.default_timeout_s),
+        )
+        try:
+            return genai.Client(api_key=self._api_key, http_options=http_options)
+        except ValueError as exc:
+            raise ModelError("auth", f"cannot create a Gemini client: {exc}") from exc
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP sessions (tests and long-lived services call this)."""
+        """Close the SDK client and our HTTP session (services call this at shutdown)."""
         if self._client is not None:
             await self._client.aio.aclose()
             self._client = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _config(
         self, request: GenerateRequest, timeout_s: float | None
-    ) -> types.GenerateContentConfig:
-        kwargs: dict[str, Any] = {
+    ) -> types.GenerateContentConfigDict:
+        # A plain dict: the SDK validates it into its own types (cheaper than building them).
+        config: dict[str, Any] = {
             "system_instruction": request.system,
             "temperature": request.temperature,
             "seed": request.seed,
             "max_output_tokens": request.max_tokens,
         }
         if request.json_schema is not None:
-            kwargs["response_mime_type"] = "application/json"
-            kwargs["response_schema"] = request.json_schema
-        if timeout_s is not None:
+            config["response_mime_type"] = "application/json"
+            config["response_schema"] = request.json_schema
+        if timeout_s is not None and timeout_s != self.default_timeout_s:
+            # Only when it differs from the client's: the SDK deep-copies per-call options.
             # HttpOptions.timeout is in milliseconds; the SDK also sends X-Server-Timeout.
-            kwargs["http_options"] = types.HttpOptions(
-                timeout=max(int(timeout_s * 1000), 1),
-                retry_options=types.HttpRetryOptions(attempts=1),
-            )
-        return types.GenerateContentConfig(**{k: v for k, v in kwargs.items() if v is not None})
+            config["http_options"] = {
+                "timeout": _ms(timeout_s),
+                "retry_options": {"attempts": 1},
+            }
+        return cast(
+            types.GenerateContentConfigDict, {k: v for k, v in config.items() if v is not None}
+        )
 
     async def generate(self, request: GenerateRequest) -> Generation:
-        client = self._get_client()
+        if self._client is None:
+            await self.start()
+        client = self._client
+        assert client is not None
         timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
         started = time.perf_counter()
         try:
@@ -164,7 +211,10 @@ class GeminiModel:
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise ModelError("timeout", f"no answer from {self.model} within {timeout_s}s") from exc
         except _CONNECTION_ERRORS as exc:
-            raise ModelError("server_error", f"connection to Gemini failed: {exc!r}") from exc
+            # The class only: a repr would show internal objects and the endpoint to a client.
+            raise ModelError(
+                "server_error", f"connection to Gemini failed ({type(exc).__name__})"
+            ) from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelError("server_error", f"malformed response body: {exc}") from exc
         latency_ms = (time.perf_counter() - started) * 1000

@@ -8,6 +8,7 @@ SDK's retries are off (``max_retries=0``): the runner owns retries.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -86,6 +87,11 @@ class OpenAICompatModel:
         self._prices_file = prices_file
         self._client: AsyncOpenAI | None = None
 
+    async def start(self) -> None:
+        """Build the SDK client in a thread, so no request waits for it on the event loop."""
+        if self._client is None:
+            await asyncio.to_thread(self._get_client)
+
     def _get_client(self) -> AsyncOpenAI:
         if self._client is None:
             try:
@@ -111,6 +117,8 @@ class OpenAICompatModel:
         return {"type": "json_schema", "json_schema": {"name": name[:64], "schema": schema}}
 
     async def generate(self, request: GenerateRequest) -> Generation:
+        if self._client is None:
+            await self.start()
         client = self._get_client()
         messages: list[dict[str, str]] = []
         if request.system:

@@ -92,6 +92,11 @@ class User(Base):
     # Fernet ciphertext keyed by CODI_EVAL_SECRET_KEY; the plain key is never stored.
     opik_api_key_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The token's lifecycle (migration 0003): issued, optional expiry, revocation, last use.
+    token_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Project(Base):

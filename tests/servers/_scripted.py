@@ -111,6 +111,7 @@ class ScriptedServer:
         retry_after: float | None = 1.0,
         require_api_key: str | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.responder = responder
         self.faults: deque[dict[str, Any]] = deque(_normalize(f) for f in faults or [])
@@ -123,6 +124,8 @@ class ScriptedServer:
         self.retry_after = retry_after
         self.require_api_key = require_api_key
         self.host = host
+        self.port = port
+        self.extra_routes: list[web.RouteDef] = []
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -243,10 +246,10 @@ class ScriptedServer:
     async def start(self) -> str:
         self._closing = asyncio.Event()
         app = web.Application()
-        app.add_routes(self.routes())
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        app.add_routes([*self.routes(), *self.extra_routes])
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://{self.host}:{port}"

@@ -112,3 +112,31 @@ class GeminiServer(ScriptedServer):
                 "modelVersion": model + self.model_version_suffix,
             }
         )
+
+
+def main() -> None:
+    """Serve on ``--port`` in this process until killed (benchmarks run it apart, so its
+    CPU is not the measured process's); ``GET /_requests`` tells how many calls it served."""
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args()
+    server = GeminiServer(require_api_key=args.api_key, port=args.port)
+
+    async def count(request: web.Request) -> web.Response:
+        return web.json_response({"requests": len(server.requests)})
+
+    server.extra_routes = [web.get("/_requests", count)]
+
+    async def serve() -> None:
+        print(await server.start(), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -7,12 +7,22 @@ from typing import Any
 
 from aiohttp import web
 
+from codi_eval.analysis.stats import paired_comparison
 from codi_eval.api import queries
 from codi_eval.api.auth import connection
 from codi_eval.api.errors import ApiError, not_found
-from codi_eval.api.http import iso, json_ok
-from codi_eval.api.state import QUERY, SERVICES
+from codi_eval.api.operations import Inputs, operation
+from codi_eval.api.schemas import (
+    CompareQuery,
+    Comparison,
+    ExperimentDetail,
+    ExperimentList,
+    ExperimentPath,
+    ExperimentSummary,
+)
+from codi_eval.api.state import SERVICES
 from codi_eval.errors import NotFound
+from codi_eval.experiments.results import cell_results, find_experiment
 from codi_eval.store.models import Experiment
 
 # What a reader of an experiment needs from its resolved spec (the rest is run tuning).
@@ -28,29 +38,28 @@ SPEC_SUMMARY_KEYS = (
 )
 
 
-async def _experiment(request: web.Request) -> Experiment:
-    from codi_eval.experiments.results import find_experiment
-
+async def _experiment(request: web.Request, ref: str) -> Experiment:
     try:
-        return await find_experiment(
-            request.app[SERVICES].store, request.match_info["experiment_id"]
-        )
+        return await find_experiment(request.app[SERVICES].store, ref)
     except NotFound:
         raise not_found("experiment", field="experiment_id") from None
 
 
-async def list_experiments(request: web.Request) -> web.Response:
-    conn = connection(request)
-    rows = await queries.experiment_summaries(conn)
-    return json_ok(
-        {
-            "experiments": [
+@operation(
+    "GET",
+    "/experiments",
+    id="listExperiments",
+    tag="experiments",
+    summary="Experiments (shared by all users), newest first, with run counts.",
+    response=ExperimentList,
+)
+async def list_experiments(request: web.Request, inputs: Inputs) -> ExperimentList:
+    rows = await queries.experiment_summaries(await connection(request))
+    return ExperimentList(
+        experiments=[
+            ExperimentSummary.model_validate(
                 {
-                    "id": str(r.id),
-                    "name": r.name,
-                    "status": r.status,
-                    "created_at": iso(r.created_at),
-                    "finished_at": iso(r.finished_at),
+                    **r._mapping,
                     "cells": int(r.cells),
                     "runs": {
                         "total": int(r.total),
@@ -59,77 +68,84 @@ async def list_experiments(request: web.Request) -> web.Response:
                         "pending": int(r.total) - int(r.succeeded) - int(r.failed),
                     },
                 }
-                for r in rows
-            ]
-        }
+            )
+            for r in rows
+        ]
     )
 
 
-async def get_experiment(request: web.Request) -> web.Response:
-    from codi_eval.experiments.results import cell_results
-
-    exp = await _experiment(request)
+@operation(
+    "GET",
+    "/experiments/{experiment_id}",
+    id="getExperiment",
+    tag="experiments",
+    summary="An experiment's spec summary and per-cell results.",
+    response=ExperimentDetail,
+    path_params=ExperimentPath,
+    errors=(404,),
+)
+async def get_experiment(request: web.Request, inputs: Inputs) -> ExperimentDetail:
+    exp = await _experiment(request, inputs.path.experiment_id)
     cells = await cell_results(request.app[SERVICES].store, exp.id)
     spec = exp.spec or {}
-    return json_ok(
-        {
-            "id": str(exp.id),
-            "name": exp.name,
-            "status": exp.status,
-            "created_at": iso(exp.created_at),
-            "finished_at": iso(exp.finished_at),
-            "spec_hash": exp.spec_hash,
-            "spec_path": exp.spec_path,
-            "dataset_id": str(exp.dataset_id),
-            "spec": {k: spec[k] for k in SPEC_SUMMARY_KEYS if k in spec},
-            "cells": [c.to_dict() for c in cells],
-        }
+    return ExperimentDetail(
+        id=exp.id,
+        name=exp.name,
+        status=exp.status,
+        created_at=exp.created_at,
+        finished_at=exp.finished_at,
+        spec_hash=exp.spec_hash,
+        spec_path=exp.spec_path,
+        dataset_id=exp.dataset_id,
+        spec={k: spec[k] for k in SPEC_SUMMARY_KEYS if k in spec},
+        cells=cells,
     )
 
 
-async def compare_cells(request: web.Request) -> web.Response:
-    from codi_eval.analysis.stats import paired_comparison
-
-    q = request[QUERY]
-    metric: str = q["metric"]
-    exp = await _experiment(request)
-    conn = connection(request)
+@operation(
+    "GET",
+    "/experiments/{experiment_id}/compare",
+    id="compareCells",
+    tag="experiments",
+    summary="Paired comparison of two cells on one metric (b - a), paired by dataset item.",
+    response=Comparison,
+    path_params=ExperimentPath,
+    query=CompareQuery,
+    errors=(404,),
+)
+async def compare_cells(request: web.Request, inputs: Inputs) -> Comparison:
+    q: CompareQuery = inputs.query
+    exp = await _experiment(request, inputs.path.experiment_id)
+    conn = await connection(request)
     cells = await queries.cells_by_key(conn, exp.id)
     for side in ("a", "b"):
-        if q[side] not in cells:
+        if getattr(q, side) not in cells:
             raise ApiError(
                 404,
                 "not_found",
-                f"experiment {exp.name} has no cell {q[side]!r} "
+                f"experiment {exp.name} has no cell {getattr(q, side)!r} "
                 f"(cells: {', '.join(cells) or 'none'})",
                 field=side,
             )
-    ids = {side: cells[q[side]] for side in ("a", "b")}
-    rows = await queries.cell_values(conn, exp.id, list(set(ids.values())), metric)
-    if metric != queries.QUALITY_METRIC and not any(r[3] is not None for r in rows):
+    ids = {"a": cells[q.a], "b": cells[q.b]}
+    rows = await queries.cell_values(conn, exp.id, list(set(ids.values())), q.metric)
+    if q.metric != queries.QUALITY_METRIC and not any(r.value is not None for r in rows):
         known = await queries.experiment_metrics(conn, exp.id)
-        if metric not in known:
+        if q.metric not in known:
             raise ApiError(
                 404,
                 "not_found",
-                f"no metric {metric!r} recorded in experiment {exp.name} "
+                f"no metric {q.metric!r} recorded in experiment {exp.name} "
                 f"(recorded: {', '.join([queries.QUALITY_METRIC, *known])})",
                 field="metric",
             )
     values: dict[str, list[tuple[Any, int, float | None]]] = {"a": [], "b": []}
-    for cell_id, item_id, repeat, value in rows:
+    for row in rows:
         for side in ("a", "b"):
-            if cell_id == ids[side]:
-                values[side].append((str(item_id), repeat, value))
+            if row.cell_id == ids[side]:
+                values[side].append((str(row.dataset_item_id), row.repeat, row.value))
     # Thousands of bootstrap resamples: off the event loop so other requests keep flowing.
     comparison = await asyncio.to_thread(
-        paired_comparison, values["a"], values["b"], metric=metric, label_a=q["a"], label_b=q["b"]
+        paired_comparison, values["a"], values["b"], metric=q.metric, label_a=q.a, label_b=q.b
     )
-    return json_ok(comparison.to_dict())
-
-
-ROUTES = {
-    "listExperiments": list_experiments,
-    "getExperiment": get_experiment,
-    "compareCells": compare_cells,
-}
+    return Comparison.model_validate(comparison.to_dict())

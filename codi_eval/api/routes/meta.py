@@ -4,33 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from codi_eval.api import queries
-from codi_eval.api.http import json_ok
-from codi_eval.api.openapi import build_document
+from codi_eval.api.http import json_response
+from codi_eval.api.operations import Inputs, operation
+from codi_eval.api.schemas import Health
 from codi_eval.api.state import SERVICES
 
 log = logging.getLogger("codi_eval.api")
-_DOCUMENT = build_document()
 HEALTH_TIMEOUT_S = 5.0
+DOCUMENT = web.AppKey("codi_eval_openapi", dict[str, Any])
 
 
-async def health(request: web.Request) -> web.Response:
-    store = request.app[SERVICES].store
+@operation(
+    "GET",
+    "/health",
+    id="health",
+    tag="meta",
+    summary="Liveness plus a database round trip (SELECT 1). No token needed.",
+    response=Health,
+    public=True,
+)
+async def health(request: web.Request, inputs: Inputs) -> web.StreamResponse:
+    services = request.app[SERVICES]
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
-            async with store.engine.connect() as conn:
+            async with services.health_engine().connect() as conn:
                 await queries.ping(conn)
     except Exception as exc:  # any driver error or the timeout: the database is not usable
         log.warning("health check: database unreachable (%s)", type(exc).__name__)
-        return json_ok({"status": "unavailable", "database": "unreachable"}, status=503)
-    return json_ok({"status": "ok", "database": "ok"})
+        return json_response(Health(status="unavailable", database="unreachable"), status=503)
+    return json_response(Health(status="ok", database="ok"))
 
 
-async def openapi(request: web.Request) -> web.Response:
-    return json_ok(_DOCUMENT)
+class OpenApiDocument(BaseModel):
+    """The OpenAPI 3.1 document (any JSON object)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
-ROUTES = {"health": health, "openapi": openapi}
+@operation(
+    "GET",
+    "/openapi.json",
+    id="openapi",
+    tag="meta",
+    summary="This document, generated from the API's models. No token needed.",
+    response=OpenApiDocument,
+    public=True,
+)
+async def openapi(request: web.Request, inputs: Inputs) -> web.StreamResponse:
+    return web.json_response(request.app[DOCUMENT])

@@ -11,134 +11,119 @@ from aiohttp import web
 from codi_eval.api import queries
 from codi_eval.api.auth import connection, current_user
 from codi_eval.api.errors import not_found
-from codi_eval.api.http import iso, json_ok
-from codi_eval.api.state import QUERY
+from codi_eval.api.operations import Inputs, operation
+from codi_eval.api.schemas import (
+    Evaluation,
+    ListTracesQuery,
+    Span,
+    TraceDetail,
+    TraceList,
+    TracePath,
+    TraceStats,
+    TraceSummary,
+)
 
 
-def _evaluation(row: Any) -> dict[str, Any]:
-    return {
-        "metric_name": row.metric_name,
-        "score": row.score,
-        "reason": row.reason,
-        "span_id": str(row.span_id) if row.span_id is not None else None,
-    }
-
-
-def _trace(row: Any, evaluations: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "trace_type": row.trace_type,
-        "name": row.name,
-        "start_time": iso(row.start_time),
-        "end_time": iso(row.end_time),
-        "duration_ms": row.duration_ms,
-        "input_data": row.input_data,
-        "output_data": row.output_data,
-        "meta_data": row.meta_data,
-        "tags": list(row.tags or []),
-        "status": row.status,
-        "evaluations": evaluations,
-    }
-
-
-def _group_evaluations(rows: Sequence[Any]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    grouped: dict[uuid.UUID, list[dict[str, Any]]] = {}
+def _group_evaluations(rows: Sequence[Any]) -> dict[uuid.UUID, list[Evaluation]]:
+    grouped: dict[uuid.UUID, list[Evaluation]] = {}
     for row in rows:
-        grouped.setdefault(row.trace_id, []).append(_evaluation(row))
+        grouped.setdefault(row.trace_id, []).append(Evaluation.model_validate(row))
     return grouped
 
 
-def span_tree(rows: Sequence[Any]) -> list[dict[str, Any]]:
+def span_tree(rows: Sequence[Any]) -> list[Span]:
     """Spans nested by parent_span_id, siblings in start order; orphans become roots."""
-    nodes: dict[uuid.UUID, dict[str, Any]] = {}
+    nodes: dict[uuid.UUID, Span] = {}
     for s in rows:
-        nodes[s.id] = {
-            "id": str(s.id),
-            "parent_span_id": str(s.parent_span_id) if s.parent_span_id is not None else None,
-            "name": s.name,
-            "type": s.type,
-            "model": s.model,
-            "provider": s.provider,
-            "tokens": {
-                "prompt": s.prompt_tokens,
-                "completion": s.completion_tokens,
-                "total": s.total_tokens,
-            },
-            "cost": s.cost,
-            "start_time": iso(s.start_time),
-            "end_time": iso(s.end_time),
-            "duration_ms": s.duration_ms,
-            "input": s.input,
-            "output": s.output,
-            "metadata": s.meta_data,
-            "status": s.status,
-            "error": s.error,
-            "children": [],
-        }
-    roots: list[dict[str, Any]] = []
+        nodes[s.id] = Span.model_validate(
+            {
+                **s._mapping,
+                "tokens": {
+                    "prompt": s.prompt_tokens,
+                    "completion": s.completion_tokens,
+                    "total": s.total_tokens,
+                },
+                "children": [],
+            }
+        )
+    roots: list[Span] = []
     for s in rows:  # rows come in start order, so children lists do too
         parent = nodes.get(s.parent_span_id) if s.parent_span_id is not None else None
-        (parent["children"] if parent is not None else roots).append(nodes[s.id])
+        (parent.children if parent is not None else roots).append(nodes[s.id])
     return roots
 
 
-async def list_traces(request: web.Request) -> web.Response:
+def _summary(row: Any, evaluations: list[Evaluation]) -> dict[str, Any]:
+    return {**row._mapping, "tags": list(row.tags or []), "evaluations": evaluations}
+
+
+@operation(
+    "GET",
+    "/traces",
+    id="listTraces",
+    tag="traces",
+    summary="The caller's traces, newest first, with their evaluations.",
+    response=TraceList,
+    query=ListTracesQuery,
+)
+async def list_traces(request: web.Request, inputs: Inputs) -> TraceList:
     user = current_user(request)
-    q = request[QUERY]
-    page, page_size = q["page"], q["page_size"]
+    q: ListTracesQuery = inputs.query
     f = queries.TraceFilter(
-        user_id=user.id,
-        trace_type=q["trace_type"],
-        tag=q["tag"],
-        since=q["since"],
-        until=q["until"],
+        user_id=user.id, trace_type=q.trace_type, tag=q.tag, since=q.since, until=q.until
     )
-    conn = connection(request)
-    rows = await queries.trace_page(conn, f, limit=page_size, offset=(page - 1) * page_size)
+    conn = await connection(request)
+    rows = await queries.trace_page(conn, f, limit=q.page_size, offset=(q.page - 1) * q.page_size)
     total = await queries.trace_count(conn, f)
     evaluations = _group_evaluations(await queries.evaluations_of(conn, [r.id for r in rows]))
-    return json_ok(
-        {
-            "traces": [_trace(r, evaluations.get(r.id, [])) for r in rows],
-            "total": total,
-            "page": page,
-            "page_size": page_size,
-        }
+    return TraceList(
+        traces=[TraceSummary.model_validate(_summary(r, evaluations.get(r.id, []))) for r in rows],
+        total=total,
+        page=q.page,
+        page_size=q.page_size,
     )
 
 
-async def get_trace(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    "/traces/stats",
+    id="traceStats",
+    tag="traces",
+    summary="Totals over the caller's traces.",
+    response=TraceStats,
+)
+async def trace_stats(request: web.Request, inputs: Inputs) -> TraceStats:
+    user = current_user(request)
+    stats = await queries.trace_stats(await connection(request), user.id)
+    return TraceStats.model_validate(stats)
+
+
+@operation(
+    "GET",
+    "/traces/{trace_id}",
+    id="getTrace",
+    tag="traces",
+    summary="One of the caller's traces with its span tree and evaluations.",
+    response=TraceDetail,
+    path_params=TracePath,
+    errors=(404,),
+)
+async def get_trace(request: web.Request, inputs: Inputs) -> TraceDetail:
     user = current_user(request)
     try:
-        trace_id = uuid.UUID(request.match_info["trace_id"])
+        trace_id = uuid.UUID(inputs.path.trace_id)
     except ValueError:
         # A malformed id cannot name a trace: the same 404 as a missing one.
         raise not_found("trace", field="trace_id") from None
-    conn = connection(request)
+    conn = await connection(request)
     row = await queries.trace_of_user(conn, user.id, trace_id)
     if row is None:
         raise not_found("trace", field="trace_id")
     spans = await queries.spans_of(conn, trace_id)
     evaluations = await queries.evaluations_of(conn, [trace_id])
-    body = _trace(row, [_evaluation(e) for e in evaluations])
-    body["error"] = row.error
-    body["spans"] = span_tree(spans)
-    return json_ok(body)
-
-
-async def trace_stats(request: web.Request) -> web.Response:
-    user = current_user(request)
-    conn = connection(request)
-    stats = await queries.trace_stats(conn, user.id)
-    return json_ok(
+    return TraceDetail.model_validate(
         {
-            "total_traces": stats.total_traces,
-            "average_quality": stats.average_quality,
-            "by_type": stats.by_type,
-            "total_tokens": stats.total_tokens,
-            "total_cost": stats.total_cost,
+            **_summary(row, [Evaluation.model_validate(e) for e in evaluations]),
+            "spans": span_tree(spans),
         }
     )
-
-
-ROUTES = {"listTraces": list_traces, "traceStats": trace_stats, "getTrace": get_trace}

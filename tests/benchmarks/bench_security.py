@@ -1,0 +1,316 @@
+"""The API under attack: memory, /health latency and Gemini throughput, against a real server.
+
+Not a test; run it by hand (PostgreSQL is used as the store; a fresh database is made)::
+
+    .venv/bin/python -m tests.benchmarks.bench_security \\
+        --pg postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+Three scenarios, each against ``codi-eval serve`` started as a subprocess on 127.0.0.1:
+
+1. **Hostile summaries**: 1,000 requests from 50 users — model strings with huge or
+   infinite latencies and keys (refused), and summaries on an operator-offered slow
+   model whose clients disconnect after 50 ms, each with its own ~64 KiB of code. The
+   server's RSS is read (``/proc/<pid>/status``) before, after 500 and after 1,000.
+   Target: within 50 MB of where it started.
+2. **Slow bodies**: 50 clients trickle a PATCH body a byte at a time while ``/health``
+   is polled. Target: ``/health`` p99 under 100 ms.
+3. **Gemini vs offline**: 200 concurrent summaries on an offered Gemini model (the real
+   google-genai SDK against a local Gemini-protocol server that answers at once) and
+   200 on ``offline``, with ``/health`` polled meanwhile. Target: Gemini within 2× the
+   offline time, ``/health`` p99 under 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from codi_eval.secrets import hash_token
+from codi_eval.store.engine import upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = 50
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_database(admin_url: str) -> str:
+    name = f"codi_bench_security_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for i in range(USERS):
+            conn.execute(
+                text(
+                    "INSERT INTO users (name, token_hash, opik_enabled, created_at) "
+                    "VALUES (:n, :h, false, now())"
+                ),
+                {"n": f"u{i}", "h": hash_token(f"token-{i}")},
+            )
+    engine.dispose()
+    return url
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def start_server(url: str, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CODI_EVAL_DATABASE_URL": url,
+        "OPIK_SENTRY_ENABLE": "false",
+        "OPIK_ANALYTICS_ENABLE": "false",
+        **extra,
+    }
+    for key in ("OPIK_URL_OVERRIDE", "OPIK_API_KEY"):
+        env.pop(key, None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "codi_eval", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not start") from None
+            time.sleep(0.2)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def auth(i: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer token-{i % USERS}"}
+
+
+def code_of(i: int) -> str:
+    # ~64 KiB of distinct, valid Python per request: caches must not keep every one.
+    body = "\n".join(
+        f"    v{j} = x * {i + j}  # padding line {j} of request {i}" for j in range(1400)
+    )
+    return f"def f{i}(x):\n{body}\n    return x\n"
+
+
+async def poll_health(session: Any, base: str, stop: asyncio.Event, into: list[float]) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        async with session.get(f"{base}/api/v1/health") as resp:
+            await resp.read()
+        into.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.02)
+
+
+async def hostile(base: str, pid: int) -> dict[str, float]:
+    import aiohttp
+
+    names = [
+        "offline?latency_ms=1e12",
+        "offline?latency_ms=inf",
+        "offline?latency_ms=nan",
+        "gemini-2.5-flash?api_key=stolen",
+        "slow",  # offered by the operator: 3 s per call; these clients leave after 50 ms
+    ]
+    figures = {"rss_start_mb": rss_mb(pid)}
+    timeout = aiohttp.ClientTimeout(total=0.05)
+    async with aiohttp.ClientSession() as session:
+        for batch in range(2):
+
+            async def one(i: int) -> None:
+                body = {"code": code_of(i), "model": names[i % len(names)]}
+                try:
+                    async with session.post(
+                        f"{base}/api/v1/summarize/code", json=body, headers=auth(i), timeout=timeout
+                    ) as resp:
+                        await resp.read()
+                except (TimeoutError, aiohttp.ClientError):
+                    pass  # the client went away
+
+            await asyncio.gather(*(one(batch * 500 + i) for i in range(500)))
+            await asyncio.sleep(4)  # let cancelled work unwind
+            figures[f"rss_after_{(batch + 1) * 500}_mb"] = rss_mb(pid)
+    return figures
+
+
+async def slow_bodies(base: str, port: int) -> dict[str, float]:
+    import aiohttp
+
+    async def trickle(i: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b'{"opik_enabled": true}'
+        writer.write(
+            b"PATCH /api/v1/users/me/opik-settings HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer token-{i % USERS}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+        )
+        for byte in body[:-1]:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.4)
+        await reader.read(1024)
+        writer.close()
+
+    health: list[float] = []
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        poller = asyncio.create_task(poll_health(session, base, stop, health))
+        await asyncio.sleep(0.5)
+        await asyncio.gather(*(trickle(i) for i in range(50)), return_exceptions=True)
+        stop.set()
+        await poller
+    return {
+        "health_p50_ms": statistics.median(health),
+        "health_p99_ms": pct(health, 0.99),
+        "health_samples": float(len(health)),
+    }
+
+
+async def concurrent(base: str, model: str, n: int) -> dict[str, float]:
+    import aiohttp
+
+    code = "def add(a, b):\n    return a + b\n"
+    health: list[float] = []
+    stop = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        poller = asyncio.create_task(poll_health(session, base, stop, health))
+        started = time.perf_counter()
+
+        async def one(i: int) -> int:
+            body = {"code": code, "model": model, "density_iterations": 2}
+            async with session.post(
+                f"{base}/api/v1/summarize/code", json=body, headers=auth(i)
+            ) as resp:
+                await resp.read()
+                return resp.status
+
+        statuses = await asyncio.gather(*(one(i) for i in range(n)))
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await poller
+    assert all(s == 200 for s in statuses), sorted(set(statuses))
+    return {"seconds": elapsed, "health_p99_ms": pct(health, 0.99)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pg", required=True, help="postgresql+psycopg:// admin URL")
+    args = parser.parse_args()
+    random.seed(0)
+    url = make_database(args.pg)
+    # The Gemini-protocol server runs in its own process, so its CPU is not the API's.
+    gemini_port = free_port()
+    gemini = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.servers.gemini_server",
+            "--port",
+            str(gemini_port),
+            "--api-key",
+            "bench-key",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    assert gemini.stdout is not None
+    gemini_url = gemini.stdout.readline().decode().strip()
+    port = free_port()
+    limits = {
+        # Generous per-user limits: these scenarios measure the server, not the quotas.
+        "CODI_EVAL_API_USER_RPM": "100000",
+        "CODI_EVAL_API_USER_SUMMARIES_PER_MINUTE": "100000",
+        "CODI_EVAL_API_USER_CONCURRENT_SUMMARIES": "100",
+        "CODI_EVAL_API_MODELS": "offline,gemini-2.5-flash,slow=offline?latency_ms=3000",
+        "GEMINI_API_KEY": "bench-key",
+        "GOOGLE_GEMINI_BASE_URL": gemini_url,
+        "CODI_EVAL_API_BODY_TIMEOUT_S": "30",
+    }
+    server = start_server(url, port, limits)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        figures = asyncio.run(hostile(base, server.pid))
+        print("1. hostile summaries (1,000 requests, 50 users, ~64 KiB code each):")
+        for key, value in figures.items():
+            print(f"   {key:<22}{value:8.1f}")
+        growth = max(figures.values()) - figures["rss_start_mb"]
+        print(f"   growth {growth:.1f} MB (target <= 50): {'yes' if growth <= 50 else 'NO'}")
+        slow = asyncio.run(slow_bodies(base, port))
+        print("2. 50 slow-body clients:")
+        print(
+            f"   /health p50 {slow['health_p50_ms']:.1f} ms, p99 {slow['health_p99_ms']:.1f} ms "
+            f"over {int(slow['health_samples'])} polls (target p99 < 100): "
+            f"{'yes' if slow['health_p99_ms'] < 100 else 'NO'}"
+        )
+        asyncio.run(concurrent(base, "offline", 20))  # warm-up
+        offline = asyncio.run(concurrent(base, "offline", 200))
+        remote = asyncio.run(concurrent(base, "gemini-2.5-flash", 200))
+        ratio = remote["seconds"] / offline["seconds"]
+        print("3. 200 concurrent summaries (density 2: 3 calls each):")
+        print(
+            f"   offline {offline['seconds']:.2f} s (/health p99 {offline['health_p99_ms']:.1f} ms)"
+        )
+        print(
+            f"   gemini  {remote['seconds']:.2f} s (/health p99 {remote['health_p99_ms']:.1f} ms)"
+        )
+        with urllib.request.urlopen(f"{gemini_url}/_requests") as resp:
+            served = json.loads(resp.read())["requests"]
+        print(
+            f"   ratio {ratio:.2f} (target <= 2): {'yes' if ratio <= 2 else 'NO'}; "
+            f"gemini calls served by the local server: {served}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        gemini.terminate()
+        gemini.wait(timeout=30)
+        drop_database(args.pg, url)
+
+
+if __name__ == "__main__":
+    main()
