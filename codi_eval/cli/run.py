@@ -44,7 +44,7 @@ def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, 
     from codi_eval.models.prices import cost_for
 
     items = prepared.runs_total // max(1, len(prepared.cells) * spec.repeats)
-    judge_calls = 0 if spec.judge_model.startswith("offline") else 1
+    judge_calls = 0 if spec.judge.model.startswith("offline") else 1
     cells = []
     total_calls = total_prompt = total_completion = 0
     total_cost: float | None = 0.0
@@ -57,11 +57,11 @@ def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, 
         cost = cost_for(cell.model, Usage(prompt_tokens, completion, prompt_tokens + completion))
         if judge_calls:
             j_prompt = runs * (
-                len(prepared.prompts[spec.judge_prompt].template) // 4 + avg_code_tokens
+                len(prepared.prompts[spec.judge.prompt].template) // 4 + avg_code_tokens
             )
             j_completion = runs * 80
             j_cost = cost_for(
-                spec.judge_model, Usage(j_prompt, j_completion, j_prompt + j_completion)
+                spec.judge.model, Usage(j_prompt, j_completion, j_prompt + j_completion)
             )
             cost = None if cost is None or j_cost is None else cost + j_cost
             calls += runs
@@ -280,9 +280,9 @@ def _print_plan(plan: dict[str, Any]) -> None:
 
 
 def _opik_export_enabled(spec: Spec, settings: Any) -> bool:
-    if spec.opik_enabled == "false":
+    if spec.opik.enabled is False:
         return False
-    if spec.opik_enabled == "true":
+    if spec.opik.enabled is True:
         return True
     return bool(settings.opik_configured)
 

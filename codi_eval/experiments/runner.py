@@ -84,9 +84,9 @@ async def prepare(
         raise InputError(str(exc), file=spec.path, field="dataset") from exc
     await ensure_seeded(store, settings.prompts_dir)
     prompts: dict[str, PromptVersion] = {}
-    refs = [*spec.prompts, spec.final_prompt, spec.judge_prompt]
+    refs = [*spec.matrix.prompt, spec.final_prompt, spec.judge.prompt]
     fields = [
-        *(f"matrix.prompt[{i}]" for i in range(len(spec.prompts))),
+        *(f"matrix.prompt[{i}]" for i in range(len(spec.matrix.prompt))),
         "final_prompt",
         "judge.prompt",
     ]
@@ -161,7 +161,7 @@ async def prepare(
                 True,
                 len(spec.cells())
                 * len(
-                    sample_positions(imported.dataset.item_count, spec.sample_n, spec.sample_seed)
+                    sample_positions(imported.dataset.item_count, spec.sample.n, spec.sample.seed)
                 )
                 * spec.repeats,
                 0,
@@ -199,7 +199,7 @@ async def prepare(
                     "density_iterations": c.density_iterations,
                     "model": c.model,
                     "final_prompt": spec.final_prompt,
-                    "judge": {"model": spec.judge_model, "prompt": spec.judge_prompt},
+                    "judge": {"model": spec.judge.model, "prompt": spec.judge.prompt},
                     "word_budget": spec.word_budget,
                 },
             )
@@ -207,7 +207,7 @@ async def prepare(
         ]
         session.add_all(cells)
         await session.flush()
-        positions = sample_positions(imported.dataset.item_count, spec.sample_n, spec.sample_seed)
+        positions = sample_positions(imported.dataset.item_count, spec.sample.n, spec.sample.seed)
         item_ids: list[uuid.UUID] = []
         for start in range(0, len(positions), 1000):
             chunk = positions[start : start + 1000]
@@ -359,12 +359,12 @@ class Runner:
 
             spec = self.spec
             judge: Any
-            if spec.judge_model.startswith("offline"):
+            if spec.judge.model.startswith("offline"):
                 judge = OfflineJudge()
             else:
-                jp = self.prepared.prompts[spec.judge_prompt]
+                jp = self.prepared.prompts[spec.judge.prompt]
                 judge = LLMJudge(
-                    self.managed(spec.judge_model).for_repeat(repeat),
+                    self.managed(spec.judge.model).for_repeat(repeat),
                     jp.template,
                     prompt_ref=jp.ref,
                 )
@@ -474,7 +474,7 @@ class Runner:
 
                 # One Opik experiment per cell, linking dataset items to the traces above.
                 await enqueue(
-                    session, "experiment", str(experiment.id), project=self.spec.opik_project
+                    session, "experiment", str(experiment.id), project=self.spec.opik.project
                 )
         return self.progress
 
@@ -509,7 +509,7 @@ class Runner:
                             "repeat": work.repeat,
                         },
                         "export": self.export,
-                        "export_project": self.spec.opik_project,
+                        "export_project": self.spec.opik.project,
                         "trace_type": "experiment",
                     },
                     on_trace=record_run,

@@ -1,7 +1,10 @@
-"""Experiment specs: YAML → a validated :class:`Spec` → cells.
+"""Experiment specs: YAML → a validated :class:`Spec` (a pydantic model) → cells.
 
-Every error names the file, the line and the field (``experiments/x.yaml:7: field
-'matrix.model': ...``); unknown keys are refused with a did-you-mean.
+The model is the one declaration of the spec: loading validates with it, every error names
+the file, the line and the field (``experiments/x.yaml:7: field 'matrix.model[0]': ...``),
+unknown keys get a did-you-mean, and ``codi-eval spec schema`` prints its JSON Schema for
+editors. A value may be written as a single item where a list is expected
+(``model: offline``).
 """
 
 from __future__ import annotations
@@ -9,71 +12,166 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from codi_eval.errors import InputError
+from codi_eval.inputs import load_yaml, read_text, text_problem, validation_error
+from codi_eval.judging.metrics import JUDGE_METRICS, METRICS
+from codi_eval.models.registry import parse_model_name
 
-TOP_KEYS = {
-    "name",
-    "description",
-    "dataset",
-    "sample",
-    "instruction",
-    "matrix",
-    "repeats",
-    "judge",
-    "metrics",
-    "run",
-    "opik",
-    "final_prompt",
-    "word_budget",
-    "temperature",
-    "seed",
-    "max_tokens",
-}
-MATRIX_KEYS = {"prompt", "density_iterations", "model"}
-SAMPLE_KEYS = {"n", "seed"}
-JUDGE_KEYS = {"model", "prompt"}
-RUN_KEYS = {
-    "concurrency",
-    "requests_per_minute",
-    "max_retries",
-    "timeout_s",
-    "cache",
-    "run_deadline_s",
-    "models",
-    "backoff_s",
-}
-MODEL_LIMIT_KEYS = {"concurrency", "requests_per_minute"}
-OPIK_KEYS = {"enabled", "project"}
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,120}$")
+DEFAULT_METRICS = [
+    "summary_quality",
+    "entity_density",
+    "identifier_coverage",
+    "rouge_l",
+    "compression",
+]
 
 
-@dataclass(frozen=True)
-class ModelLimits:
-    concurrency: int | None = None
-    requests_per_minute: float | None = None
+def _listed(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    concurrency: int = 16
-    requests_per_minute: float = 600.0
-    max_retries: int = 4
-    timeout_s: float = 60.0
-    run_deadline_s: float = 600.0
-    backoff_s: float = 1.0
+def _no_duplicates(values: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"lists {value!r} twice")
+        seen.add(value)
+    return values
+
+
+def _clean_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    if not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _model_name(value: str) -> str:
+    # Checked, not built: building a client may need keys the spec check does not.
+    parse_model_name(value)
+    return value.strip()
+
+
+Text = Annotated[str, Field(min_length=1)]
+PromptRef = Annotated[
+    str, Field(pattern=r"^[a-z][a-z0-9_\-]*@\d+$", description="name@version, e.g. cod_iteration@1")
+]
+
+
+def _metric_name(value: str) -> str:
+    known = sorted([*METRICS, *JUDGE_METRICS])
+    if value not in known:
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+        raise ValueError(f"unknown metric {value!r}{hint}")
+    return value
+
+
+ModelName = Annotated[
+    str,
+    AfterValidator(_model_name),
+    Field(description="offline, gemini-<version> or openai:<model>, with ?parameters"),
+]
+MetricName = Annotated[
+    str,
+    AfterValidator(_metric_name),
+    Field(json_schema_extra=lambda schema: schema.update(enum=sorted([*METRICS, *JUDGE_METRICS]))),
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _strings(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _clean_text(value)
+        return value
+
+
+class Sample(_Section):
+    """A deterministic sample of the dataset's items."""
+
+    n: int | None = Field(default=None, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class Matrix(_Section):
+    """The cells: every prompt × density × model."""
+
+    prompt: Annotated[list[PromptRef], BeforeValidator(_listed), Field(min_length=1)]
+    density_iterations: Annotated[
+        list[Annotated[int, Field(ge=1, le=10)]], BeforeValidator(_listed), Field(min_length=1)
+    ] = [2]
+    model: Annotated[list[ModelName], BeforeValidator(_listed), Field(min_length=1)]
+
+    @field_validator("prompt", "density_iterations", "model")
+    @classmethod
+    def _unique(cls, values: list[Any]) -> list[Any]:
+        return _no_duplicates(values)
+
+
+class Judge(_Section):
+    model: ModelName = "offline"
+    prompt: PromptRef = "summary_judge@1"
+
+
+class ModelLimits(_Section):
+    """Limits for one model name (they hold across every run of this process)."""
+
+    concurrency: int | None = Field(default=None, ge=1)
+    requests_per_minute: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+class RunSettings(_Section):
+    """How the runs are executed; none of it changes a result (not in the spec hash)."""
+
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    requests_per_minute: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, allow_inf_nan=False)
+    run_deadline_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    backoff_s: float = Field(default=1.0, ge=0, le=600, allow_inf_nan=False)
     cache: bool = True
-    models: dict[str, ModelLimits] = field(default_factory=dict)
+    models: dict[str, ModelLimits] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers(cls, data: Any) -> Any:
+        # YAML writes 5 for 5.0: whole numbers are fine where a number is expected.
+        if isinstance(data, dict):
+            for key in ("requests_per_minute", "timeout_s", "run_deadline_s", "backoff_s"):
+                if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
+                    data = {**data, key: float(data[key])}
+        return data
 
 
-@dataclass(frozen=True)
-class Cell:
+class OpikSettings(_Section):
+    enabled: Literal["auto", True, False] = "auto"
+    project: str | None = None
+
+
+class Cell(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     prompt: str
     density_iterations: int
     model: str
@@ -83,55 +181,89 @@ class Cell:
         return f"{self.prompt}/d{self.density_iterations}/{self.model}"
 
 
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    dataset: str  # as written in the file
-    dataset_path: Path  # resolved
-    prompts: list[str]
-    density_iterations: list[int]
-    models: list[str]
-    judge_model: str
-    judge_prompt: str
-    metrics: list[str]
-    run: RunSettings
-    path: str = "<spec>"
+class Spec(_Section):
+    """An experiment spec (``experiments/*.yaml``)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,120}$",
+        description="letters, digits, '.', '_' or '-' (no spaces)",
+    )
     description: str | None = None
-    sample_n: int | None = None
-    sample_seed: int = 0
-    instruction: str | None = None
-    repeats: int = 1
-    final_prompt: str = "cod_final@1"
-    word_budget: int = 50
-    temperature: float | None = None
-    seed: int | None = None
-    max_tokens: int = 1024
-    opik_enabled: str = "auto"  # auto | true | false
-    opik_project: str | None = None
+    dataset: Text = Field(description="a JSONL file, from the working directory or the spec's")
+    sample: Sample = Sample()
+    instruction: str | None = Field(default=None, description="used when an item has none")
+    matrix: Matrix
+    repeats: int = Field(default=1, ge=1, le=100)
+    judge: Judge = Judge()
+    metrics: Annotated[list[MetricName], BeforeValidator(_listed), Field(min_length=1)] = Field(
+        default_factory=lambda: list(DEFAULT_METRICS)
+    )
+    run: RunSettings = RunSettings()
+    opik: OpikSettings = OpikSettings()
+    final_prompt: PromptRef = "cod_final@1"
+    word_budget: int = Field(default=50, ge=5, le=1000)
+    temperature: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=0)
+    max_tokens: int = Field(default=1024, ge=16, le=1_000_000)
+
+    _path: str = PrivateAttr(default="<spec>")
+    _dataset_path: Path = PrivateAttr(default=Path())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_defaults(cls, data: Any) -> Any:
+        # `sample:` with nothing after it means "the default", as it always has.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None or k == "instruction"}
+        return data
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _temperature(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, values: list[str]) -> list[str]:
+        return _no_duplicates(values)
+
+    # ------------------------------------------------------------------ derived views
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def dataset_path(self) -> Path:
+        return self._dataset_path
 
     def cells(self) -> list[Cell]:
+        m = self.matrix
         return [
-            Cell(p, d, m)
-            for p in self.prompts
-            for d in self.density_iterations
-            for m in self.models
+            Cell(prompt=p, density_iterations=d, model=model)
+            for p in m.prompt
+            for d in m.density_iterations
+            for model in m.model
         ]
 
     def identity(self) -> dict[str, Any]:
-        """What determines the results; ``run`` and ``opik`` (how it is executed) are left out."""
+        """What determines the results; ``run`` and ``opik`` (how it is executed) are left out.
+
+        The shape is fixed: it is hashed into the spec hash of every stored experiment.
+        """
         return {
             "name": self.name,
             "dataset": self.dataset,
-            "sample": {"n": self.sample_n, "seed": self.sample_seed},
+            "sample": {"n": self.sample.n, "seed": self.sample.seed},
             "instruction": self.instruction,
             "matrix": {
-                "prompt": self.prompts,
-                "density_iterations": self.density_iterations,
-                "model": self.models,
+                "prompt": list(self.matrix.prompt),
+                "density_iterations": list(self.matrix.density_iterations),
+                "model": list(self.matrix.model),
             },
             "repeats": self.repeats,
-            "judge": {"model": self.judge_model, "prompt": self.judge_prompt},
-            "metrics": self.metrics,
+            "judge": {"model": self.judge.model, "prompt": self.judge.prompt},
+            "metrics": list(self.metrics),
             "final_prompt": self.final_prompt,
             "word_budget": self.word_budget,
             "temperature": self.temperature,
@@ -142,9 +274,13 @@ class Spec:
     def resolved(self) -> dict[str, Any]:
         data = self.identity()
         data["description"] = self.description
-        data["run"] = {k: v for k, v in asdict(self.run).items() if k != "models"}
-        data["run"]["models"] = {m: asdict(v) for m, v in self.run.models.items()}
-        data["opik"] = {"enabled": self.opik_enabled, "project": self.opik_project}
+        data["run"] = self.run.model_dump(exclude={"models"})
+        data["run"]["models"] = {m: v.model_dump() for m, v in self.run.models.items()}
+        enabled = self.opik.enabled
+        data["opik"] = {
+            "enabled": enabled if enabled == "auto" else str(enabled).lower(),
+            "project": self.opik.project,
+        }
         return data
 
 
@@ -155,105 +291,6 @@ def spec_hash(identity: dict[str, Any], dataset_hash: str, prompt_hashes: dict[s
         separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-class _Lines:
-    """Line numbers of keys and values in the YAML file, by dotted path."""
-
-    def __init__(self, node: yaml.Node | None) -> None:
-        self.lines: dict[str, int] = {}
-        if node is not None:
-            self._walk(node, "")
-
-    def _walk(self, node: yaml.Node, path: str) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = f"{path}.{key.value}" if path else str(key.value)
-                self.lines[sub] = key.start_mark.line + 1
-                self._walk(value, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, f"{path}[{i}]")
-
-    def get(self, path: str) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path.rsplit(".", 1)[0] if "." in path else ""
-        return None
-
-
-class _Reader:
-    def __init__(self, path: str, lines: _Lines) -> None:
-        self.path = path
-        self.lines = lines
-
-    def error(self, field: str, message: str) -> InputError:
-        return InputError(message, file=self.path, line=self.lines.get(field), field=field)
-
-    def mapping(self, value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(field, f"must be a mapping, not {_kind(value)}")
-        for key in value:
-            if key not in allowed:
-                sub = f"{field}.{key}" if field else str(key)
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                hint = (
-                    f"; did you mean '{close[0]}'?"
-                    if close
-                    else f" (allowed: {', '.join(sorted(allowed))})"
-                )
-                raise self.error(sub, f"unknown key{hint}")
-        return value
-
-    def string(self, value: Any, field: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(field, f"must be a non-empty string, not {_kind(value)}")
-        return value.strip()
-
-    def integer(self, value: Any, field: str, low: int, high: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(field, f"must be a whole number, not {_kind(value)}")
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f">= {low}"
-            raise self.error(field, f"must be {bound}, not {value}")
-        return value
-
-    def number(self, value: Any, field: str, low: float, *, strict: bool = True) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(field, f"must be a number, not {_kind(value)}")
-        if value < low or (strict and value == low and low == 0):
-            raise self.error(field, f"must be {'>' if strict else '>='} {low}, not {value}")
-        return float(value)
-
-    def boolean(self, value: Any, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(field, f"must be true or false, not {_kind(value)}")
-        return value
-
-    def strings(self, value: Any, field: str) -> list[str]:
-        items = value if isinstance(value, list) else [value]
-        if not items:
-            raise self.error(field, "must list at least one value")
-        result = [self.string(v, f"{field}[{i}]") for i, v in enumerate(items)]
-        dupes = sorted({v for v in result if result.count(v) > 1})
-        if dupes:
-            raise self.error(field, f"lists {dupes[0]!r} twice")
-        return result
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
 
 
 def _resolve_dataset(dataset: str, spec_file: Path | None) -> Path:
@@ -270,190 +307,39 @@ def _resolve_dataset(dataset: str, spec_file: Path | None) -> Path:
 
 
 def parse_spec(text: str, path: str = "<spec>", spec_file: Path | None = None) -> Spec:
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(
-            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-            file=path,
-            line=mark.line + 1 if mark else None,
-        ) from exc
-    r = _Reader(path, _Lines(node))
+    data, lines = load_yaml(text, path)
     if data is None:
         raise InputError("the spec is empty", file=path)
-    top = r.mapping(data, "", TOP_KEYS)
-    for required in ("name", "dataset", "matrix"):
-        if required not in top:
-            raise InputError("is required", file=path, field=required, line=None)
-    name = r.string(top["name"], "name")
-    if not NAME.match(name):
-        raise r.error("name", "use letters, digits, '.', '_' or '-' (no spaces)")
-    dataset = r.string(top["dataset"], "dataset")
-    dataset_path = _resolve_dataset(dataset, spec_file)
+    if not isinstance(data, dict):
+        raise InputError("a spec is a mapping of keys (name, dataset, matrix, ...)", file=path)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, Spec, file=path, lines=lines) from None
+    dataset_path = _resolve_dataset(spec.dataset, spec_file)
     if not dataset_path.is_file():
-        raise r.error(
-            "dataset",
-            f"file not found: {dataset} (looked in {Path.cwd()}"
+        raise InputError(
+            f"file not found: {spec.dataset} (looked in {Path.cwd()}"
             + (f" and beside {spec_file}" if spec_file else "")
             + ")",
+            file=path,
+            line=lines.get("dataset"),
+            field="dataset",
         )
-
-    matrix = r.mapping(top["matrix"], "matrix", MATRIX_KEYS)
-    for required in ("prompt", "model"):
-        if required not in matrix:
-            raise r.error(f"matrix.{required}", "is required")
-    prompts = r.strings(matrix["prompt"], "matrix.prompt")
-    for i, ref in enumerate(prompts):
-        if not re.match(r"^[a-z][a-z0-9_\-]*@\d+$", ref):
-            raise r.error(
-                f"matrix.prompt[{i}]", f"must be name@version (e.g. cod_iteration@1), not {ref!r}"
-            )
-    density_raw = matrix.get("density_iterations", [2])
-    density_list = density_raw if isinstance(density_raw, list) else [density_raw]
-    if not density_list:
-        raise r.error("matrix.density_iterations", "must list at least one value")
-    density = [
-        r.integer(v, f"matrix.density_iterations[{i}]", 1, 10) for i, v in enumerate(density_list)
-    ]
-    if len(set(density)) != len(density):
-        raise r.error("matrix.density_iterations", "lists a value twice")
-    models = r.strings(matrix["model"], "matrix.model")
-    for i, model in enumerate(models):
-        _check_model_name(r, model, f"matrix.model[{i}]")
-
-    sample_n, sample_seed = None, 0
-    if "sample" in top and top["sample"] is not None:
-        sample = r.mapping(top["sample"], "sample", SAMPLE_KEYS)
-        if "n" in sample:
-            sample_n = r.integer(sample["n"], "sample.n", 1)
-        if "seed" in sample:
-            sample_seed = r.integer(sample["seed"], "sample.seed", 0)
-
-    judge_model, judge_prompt = "offline", "summary_judge@1"
-    if "judge" in top and top["judge"] is not None:
-        judge = r.mapping(top["judge"], "judge", JUDGE_KEYS)
-        if "model" in judge:
-            judge_model = r.string(judge["model"], "judge.model")
-            _check_model_name(r, judge_model, "judge.model")
-        if "prompt" in judge:
-            judge_prompt = r.string(judge["prompt"], "judge.prompt")
-
-    from codi_eval.judging.metrics import METRICS
-
-    metrics_raw = top.get(
-        "metrics",
-        ["summary_quality", "entity_density", "identifier_coverage", "rouge_l", "compression"],
-    )
-    metrics = r.strings(metrics_raw, "metrics")
-    for i, metric in enumerate(metrics):
-        if metric != "summary_quality" and metric not in METRICS:
-            close = difflib.get_close_matches(metric, sorted([*METRICS, "summary_quality"]), n=1)
-            hint = (
-                f"; did you mean '{close[0]}'?"
-                if close
-                else f" (known: {', '.join(sorted(METRICS))})"
-            )
-            raise r.error(f"metrics[{i}]", f"unknown metric {metric!r}{hint}")
-
-    run = RunSettings()
-    if "run" in top and top["run"] is not None:
-        raw = r.mapping(top["run"], "run", RUN_KEYS)
-        limits: dict[str, ModelLimits] = {}
-        for model, lim in (raw.get("models") or {}).items():
-            lim_map = r.mapping(lim, f"run.models.{model}", MODEL_LIMIT_KEYS)
-            limits[str(model)] = ModelLimits(
-                concurrency=r.integer(lim_map["concurrency"], f"run.models.{model}.concurrency", 1)
-                if "concurrency" in lim_map
-                else None,
-                requests_per_minute=r.number(
-                    lim_map["requests_per_minute"], f"run.models.{model}.requests_per_minute", 0
-                )
-                if "requests_per_minute" in lim_map
-                else None,
-            )
-        run = RunSettings(
-            concurrency=r.integer(
-                raw.get("concurrency", run.concurrency), "run.concurrency", 1, 1024
-            ),
-            requests_per_minute=r.number(
-                raw.get("requests_per_minute", run.requests_per_minute),
-                "run.requests_per_minute",
-                0,
-            ),
-            max_retries=r.integer(
-                raw.get("max_retries", run.max_retries), "run.max_retries", 0, 20
-            ),
-            timeout_s=r.number(raw.get("timeout_s", run.timeout_s), "run.timeout_s", 0),
-            run_deadline_s=r.number(
-                raw.get("run_deadline_s", run.run_deadline_s), "run.run_deadline_s", 0
-            ),
-            backoff_s=r.number(
-                raw.get("backoff_s", run.backoff_s), "run.backoff_s", 0, strict=False
-            ),
-            cache=r.boolean(raw.get("cache", run.cache), "run.cache"),
-            models=limits,
-        )
-
-    opik_enabled, opik_project = "auto", None
-    if "opik" in top and top["opik"] is not None:
-        opik = r.mapping(top["opik"], "opik", OPIK_KEYS)
-        if "enabled" in opik:
-            value = opik["enabled"]
-            if value not in (True, False, "auto"):
-                raise r.error("opik.enabled", f"must be auto, true or false, not {value!r}")
-            opik_enabled = "auto" if value == "auto" else str(value).lower()
-        if "project" in opik:
-            opik_project = r.string(opik["project"], "opik.project")
-
-    instruction = (
-        r.string(top["instruction"], "instruction") if top.get("instruction") is not None else None
-    )
-    temperature = (
-        r.number(top["temperature"], "temperature", 0, strict=False)
-        if top.get("temperature") is not None
-        else None
-    )
-    return Spec(
-        name=name,
-        dataset=dataset,
-        dataset_path=dataset_path,
-        prompts=prompts,
-        density_iterations=density,
-        models=models,
-        judge_model=judge_model,
-        judge_prompt=judge_prompt,
-        metrics=metrics,
-        run=run,
-        path=path,
-        description=top.get("description") if isinstance(top.get("description"), str) else None,
-        sample_n=sample_n,
-        sample_seed=sample_seed,
-        instruction=instruction,
-        repeats=r.integer(top.get("repeats", 1), "repeats", 1, 100),
-        final_prompt=r.string(top.get("final_prompt", "cod_final@1"), "final_prompt"),
-        word_budget=r.integer(top.get("word_budget", 50), "word_budget", 5, 1000),
-        temperature=temperature,
-        seed=r.integer(top["seed"], "seed", 0) if top.get("seed") is not None else None,
-        max_tokens=r.integer(top.get("max_tokens", 1024), "max_tokens", 16, 1_000_000),
-        opik_enabled=opik_enabled,
-        opik_project=opik_project,
-    )
-
-
-def _check_model_name(r: _Reader, model: str, field: str) -> None:
-    from codi_eval.models.registry import parse_model_name
-
-    # Checked, not built: building a client may need keys the spec check does not.
-    try:
-        parse_model_name(model)
-    except ValueError as exc:
-        raise r.error(field, str(exc)) from None
+    spec._path = path
+    spec._dataset_path = dataset_path
+    return spec
 
 
 def load_spec(path: str | Path) -> Spec:
     p = Path(path)
-    if not p.is_file():
-        raise InputError("spec file not found", file=str(path))
-    return parse_spec(p.read_text(encoding="utf-8"), str(path), p.resolve())
+    text = read_text(p)
+    return parse_spec(text, str(path), p.resolve())
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of an experiment spec (for editors: yaml-language-server and kin)."""
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "codi-eval experiment spec"
+    return schema
