@@ -132,7 +132,10 @@ def _statement_decls(statement: Node, doc_anchor: Node) -> list[_Decl]:
                 name = ts.text(name_node) if name_node is not None else "default"
                 return [_Decl("function", name, name, statement, inner, doc)]
             return []
-        return _statement_decls(inner, doc_anchor)
+        found = _statement_decls(inner, doc_anchor)
+        for decl in found:
+            decl.node = statement  # `export` is part of the declaration's code
+        return found
     if kind in ("function_declaration", "generator_function_declaration"):
         name = ts.text(statement.child_by_field_name("name"))
         return [_Decl("function", name, name, statement, statement, doc)]
@@ -424,7 +427,10 @@ def analyze_javascript(code: str) -> CodeFacts | None:
     else:
         scan = _scan([target.node], frozenset(), None)
         name, kind = target.name, "class"
-        heritage = next((c for c in target.node.named_children if c.type == "class_heritage"), None)
+        cls = target.node
+        if cls.type == "export_statement":  # `export class Tree extends Node {...}`
+            cls = cls.child_by_field_name("declaration") or cls
+        heritage = next((c for c in cls.named_children if c.type == "class_heritage"), None)
         if heritage is not None:
             for part in heritage.named_children:
                 _add(bases, _member_path(part) or ts.text(part))
