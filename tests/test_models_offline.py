@@ -10,6 +10,7 @@ import re
 import shlex
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -311,3 +312,21 @@ async def test_a_fenced_prompt_is_read_in_the_fence_language() -> None:
     prompt = "Summarize:\n```dart\nint twice(int input) => input * 2;\n```"
     text = (await OfflineModel().generate(GenerateRequest(prompt=prompt))).text
     assert "`twice`" in text and "`input`" in text  # input is a Dart parameter, not a builtin
+
+
+@pytest.mark.parametrize("dataset", ["flutter-samples", "dart-core"])
+async def test_no_summary_of_the_dart_datasets_claims_what_the_facts_lack(dataset: str) -> None:
+    from codi_eval.datasets import load_jsonl
+
+    items = load_jsonl(Path(__file__).resolve().parents[1] / "datasets" / f"{dataset}.jsonl")
+    assert len(items) >= 100
+    widgets = 0
+    for item in items:
+        allowed = allowed_claims(item.code, "dart")
+        facts = analyze(item.code, "dart")
+        for text in await _summaries(item.code, "dart"):
+            assert claims(text) <= allowed, (item.id, text)
+            if facts.widget and facts.name and f"`{facts.name}`" in text:
+                widgets += facts.widget in text
+    if dataset == "flutter-samples":
+        assert widgets >= 20  # widgets are called what they are
