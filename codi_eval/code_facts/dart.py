@@ -91,7 +91,6 @@ class _Decl:
     nodes: list[Node]  # the declaration's own sibling nodes: signature [+ body], or type
     prefix: list[Node]  # annotations, comments and modifiers between the doc and the nodes
     docs: list[Node]
-    depth: int
     members: list[_Decl] = field(default_factory=list)
 
     @property
@@ -175,7 +174,7 @@ def _body_of(node: Node) -> Node | None:
     return None
 
 
-def _collect(children: list[Node], prefix: str, depth: int, in_type: bool) -> list[_Decl]:
+def _collect(children: list[Node], prefix: str, in_type: bool) -> list[_Decl]:
     """The declarations among one container's children (a program or a type's body)."""
     found: list[_Decl] = []
     docs: list[Node] = []
@@ -185,7 +184,7 @@ def _collect(children: list[Node], prefix: str, depth: int, in_type: bool) -> li
 
     def emit(kind: str, name: str, nodes: list[Node], qualname: str | None = None) -> _Decl:
         nonlocal docs, before
-        decl = _Decl(kind, name, qualname or prefix + name, nodes, before, docs, depth)
+        decl = _Decl(kind, name, qualname or prefix + name, nodes, before, docs)
         found.append(decl)
         docs, before = [], []
         return decl
@@ -203,7 +202,7 @@ def _collect(children: list[Node], prefix: str, depth: int, in_type: bool) -> li
             decl = emit(_TYPE_DECLS[kind], name, [child])
             body = _body_of(child)
             if body is not None:
-                decl.members = _collect(body.children, f"{decl.qualname}.", depth + 1, True)
+                decl.members = _collect(body.children, f"{decl.qualname}.", True)
         elif kind == "method_signature" or (not in_type and kind in _TOP_LEVEL_STARTS):
             nodes = [child]
             if i + 1 < count and children[i + 1].type == "function_body":
@@ -289,8 +288,8 @@ def _tree(source: bytes, *, snippet: bool = True) -> tuple[Node, list[_Decl], in
             cls = wrapped.root_node.named_children[0]
             body = _body_of(cls)
             if body is not None:
-                return wrapped.root_node, _collect(body.children, "", 0, True), len(_WRAPPER)
-    return root, _collect(root.children, "", 0, False), 0
+                return wrapped.root_node, _collect(body.children, "", True), len(_WRAPPER)
+    return root, _collect(root.children, "", False), 0
 
 
 def _declaration(decl: _Decl, shift: int) -> Declaration:
