@@ -147,3 +147,85 @@ def test_an_entity_written_in_backticks_is_always_mentioned(ents: list[str], noi
     summary = noise + " " + " ".join(f"`{e}`" for e in ents) + noise
     assert mentioned(summary, ents) == list(dict.fromkeys(ents))
     assert set(mentioned(noise, ents)) <= set(ents)
+
+
+# --------------------------------------------------------------------------- entity matching
+
+FETCH = "def fetch(url, timeout, max_retries): return get(url, timeout, max_retries)"
+
+
+def test_single_quoted_names_count_like_double_quoted_ones() -> None:
+    # Reported: single quotes gave coverage 0.0 and density 0.0 (double quotes gave 0.4).
+    ents = entities(FETCH)
+    assert ents == ["fetch", "url", "timeout", "max_retries", "get"]
+    for summary in (
+        "Fetches 'url' with the given 'timeout'.",
+        'Fetches "url" with the given "timeout".',
+        "Fetches \u2018url\u2019 with the given \u201ctimeout\u201d.",
+        "Fetches `url` with the given `timeout`.",
+    ):
+        assert mentioned(summary, ents) == ["url", "timeout"], summary
+        assert entity_density(summary, ents) == 2 / 6
+
+
+def test_possessives_mention_the_name_but_contractions_do_not_mention_their_tail() -> None:
+    ents = entities(FETCH) + ["s", "t"]
+    assert mentioned("fetch's retries are bounded by max_retries's value", ents) == [
+        "fetch",
+        "max_retries",
+    ]
+    assert mentioned("`fetch`'s timeout", ents) == ["fetch", "timeout"]
+    assert mentioned("fetch\u2019s url", ents) == ["fetch", "url"]
+    assert mentioned("it's what it doesn't do", ents) == []
+    assert mentioned("the 'max retries' setting", ents) == ["max_retries"]
+
+
+def test_dotted_paths_in_a_summary_mention_each_part() -> None:
+    cache_code = "def lookup(self, key):\n    return self.cache.get(key) or self.load(key)\n"
+    ents = entities(cache_code)
+    assert {"lookup", "key", "cache.get", "load"} <= set(ents)
+    summary = "Returns `self.cache.get(key)`, falling back to `self.load`."
+    assert set(mentioned(summary, ents)) >= {"key", "cache.get", "load"}
+    dart = "Text build() => Text(widget.title);"
+    assert "title" in mentioned("Shows widget.title in a Text.", entities(dart, "dart"))
+
+
+def test_realistic_summaries_are_credited_for_every_way_they_write_a_name() -> None:
+    code = inspect.getsource(textwrap.dedent)
+    ents = entities(code)
+    summary = (
+        "dedent's job: it collects the 'indents' of all lines of \"text\", blanks "
+        "whitespace-only lines with `_whitespace_only_re.sub` and strips the margin."
+    )
+    found = mentioned(summary, ents)
+    assert {"dedent", "indents", "text", "_whitespace_only_re.sub"} <= set(found)
+
+
+def test_a_call_on_super_or_another_object_is_not_recursion() -> None:
+    # Reported for Python too: super().encode() inside encode was called recursion.
+    assert not analyze("def encode(self, o):\n    return super().encode(o)\n").recursive
+    assert not analyze("def get(self, k):\n    return self.cache.get(k)\n").recursive
+    assert not analyze("def get(self, k):\n    return make().get(k)\n").recursive
+    assert analyze("def get(self, k):\n    return self.get(k - 1)\n").recursive
+    assert analyze("def fact(n):\n    return n * fact(n - 1) if n else 1\n").recursive
+    assert not analyze("class Node:\n    def copy(self):\n        return Node()\n").recursive
+
+
+def test_supported_languages_and_their_aliases() -> None:
+    from codi_eval.code_facts import SUPPORTED_LANGUAGES, canonical_language, language_name
+
+    assert SUPPORTED_LANGUAGES == ("python", "dart", "javascript")
+    for alias, canonical in [
+        ("py", "python"),
+        ("Python3", "python"),
+        (" Dart ", "dart"),
+        ("flutter", "dart"),
+        ("js", "javascript"),
+        ("JavaScript", "javascript"),
+        ("node", "javascript"),
+    ]:
+        assert canonical_language(alias) == canonical
+    for unknown in ("cobol", "", "   ", None, 3, "go"):
+        assert canonical_language(unknown) is None
+    assert language_name("js") == "JavaScript" and language_name("dart") == "Dart"
+    assert analyze("void main() {}", "Flutter").language == "dart"

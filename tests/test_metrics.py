@@ -225,3 +225,69 @@ def test_score_all_reports_a_crashing_metric_as_none(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(METRICS, "boom", metrics.Metric("boom", "always fails", boom))
     (score,) = score_all(["boom"], CODE, "x", None, "python")
     assert score.value is None and "broken parser" in (score.reason or "")
+
+
+# --------------------------------------------------------------------------- other languages
+
+# datasets/flutter-samples.jsonl, background_isolate_channels/lib/simple_database:SimpleDatabase.addEntry
+ADD_ENTRY = """\
+Future<void> addEntry(String value) {
+  // No processing happens on the calling isolate, it gets delegated to the
+  // background isolate, see [__SimpleDatabaseServer._doAddEntry].
+  Completer<void> completer = Completer<void>();
+  _completers.addFirst(completer);
+  _sendPort.send(_Command(_Codes.add, arg0: value));
+  return completer.future;
+}"""
+
+
+def test_entity_metrics_on_dart_count_dart_identifiers() -> None:
+    summary = "`addEntry` queues a 'completer' and sends `value` with `_sendPort.send`; callers await its future."
+    ents = code_facts.entities(ADD_ENTRY, "dart")
+    assert ents == [
+        "addEntry",
+        "value",
+        "Completer",
+        "_completers.addFirst",
+        "_sendPort.send",
+        "_Command",
+        "completer",
+        "Future",
+        "_Codes",
+        "add",
+        "arg0",
+        "future",
+    ]  # no `void`, `String` or words of the comment, which Python's reading would count
+    assert "void" in code_facts.entities(ADD_ENTRY, "python")
+    coverage = get_metric("identifier_coverage")(ADD_ENTRY, summary, None, "dart")
+    # addEntry, value, _sendPort.send, and (case-insensitive) Completer/completer, Future/future
+    assert code_facts.mentioned(summary, ents) == [
+        "addEntry",
+        "value",
+        "Completer",
+        "_sendPort.send",
+        "completer",
+        "Future",
+        "future",
+    ]
+    assert coverage.value == pytest.approx(7 / 12)
+    density = get_metric("entity_density")(ADD_ENTRY, summary, None, "dart")
+    assert density.value == pytest.approx(7 / code_facts.word_count(summary))
+    assert density.reason == f"7 code entities in {code_facts.word_count(summary)} words"
+
+
+def test_entity_metrics_on_javascript() -> None:
+    code = (
+        "function chunk(array, size) {\n  const out = [];\n"
+        "  while (array.length) out.push(array.splice(0, size));\n  return out;\n}"
+    )
+    summary = "Splits 'array' into pieces of `size` with array.splice, collected by out.push."
+    coverage = get_metric("identifier_coverage")(code, summary, None, "javascript")
+    assert code_facts.entities(code, "js") == [
+        "chunk",
+        "array",
+        "size",
+        "out.push",
+        "array.splice",
+    ]  # `out` is named by out.push already
+    assert coverage.value == pytest.approx(4 / 5)  # all but chunk

@@ -6,13 +6,17 @@ import fnmatch
 import heapq
 import inspect
 import json
+import re
 import shlex
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from codi_eval.code_facts import entities, entity_density, mentioned, word_count
+from codi_eval.code_facts import analyze, entities, entity_density, mentioned, word_count
 from codi_eval.models import GenerateRequest, Model, OfflineModel, get_model
 
 FUNCTIONS = [
@@ -160,3 +164,169 @@ async def test_usage_is_estimated_cost_is_zero_and_latency_is_measured() -> None
     assert gen.usage.prompt_tokens == 110  # chars / 4
     assert gen.usage.total_tokens == gen.usage.prompt_tokens + gen.usage.completion_tokens
     assert gen.cost == 0.0 and gen.model == "offline"
+
+
+# --------------------------------------------------------------------------- Dart / Flutter
+
+COUNTER = """
+class Counter extends StatefulWidget {
+  const Counter({super.key, required this.title});
+  final String title;
+  @override
+  State<Counter> createState() => _CounterState();
+}
+
+class _CounterState extends State<Counter> {
+  int _count = 0;
+  void _increment() {
+    setState(() { _count++; });
+  }
+  @override
+  Widget build(BuildContext context) {
+    return Column(children: [
+      Text('${widget.title}: $_count'),
+      ElevatedButton(onPressed: _increment, child: const Text('+')),
+    ]);
+  }
+}
+"""
+
+# Words that claim behaviour; checked outside `backticked` names.
+CLAIMS = {
+    "recursion": re.compile(r"\brecurs", re.I),
+    "loops": re.compile(r"\b(?:loops?|iterates?|repeats)\b", re.I),
+    "exceptions": re.compile(
+        r"\b(?:rais\w*|throws?|catch\w*|reports an error|handles? errors?)\b", re.I
+    ),
+}
+
+
+def claims(text: str) -> set[str]:
+    prose = re.sub(r"`[^`]*`", " ", text)
+    return {name for name, pattern in CLAIMS.items() if pattern.search(prose)}
+
+
+def allowed_claims(code: str, language: str) -> set[str]:
+    facts = analyze(code, language)
+    allowed = set()
+    if facts.recursive:
+        allowed.add("recursion")
+    if facts.loops or facts.recursive:
+        allowed.add("loops")
+    if facts.raises or facts.catches or facts.handles_errors:
+        allowed.add("exceptions")
+    return allowed
+
+
+async def _summaries(code: str, language: str) -> list[str]:
+    model = OfflineModel()
+    texts, previous = [], None
+    for i in range(1, 5):
+        ctx = {"task": "cod_iteration", "code": code, "language": language, "iteration": i}
+        ctx["previous_summary"] = previous
+        step = json.loads((await model.generate(GenerateRequest(prompt="p", context=ctx))).text)
+        previous = step["denser_summary"]
+        texts.append(previous)
+    final_ctx = {
+        "task": "cod_final",
+        "code": code,
+        "language": language,
+        "previous_summary": previous,
+    }
+    texts.append((await model.generate(GenerateRequest(prompt="p", context=final_ctx))).text)
+    texts.append(
+        model.respond(GenerateRequest(prompt="p", context={"code": code, "language": language}))
+    )
+    return texts
+
+
+async def test_a_flutter_stateful_widget_is_summarized_as_a_widget_with_state_not_recursion() -> (
+    None
+):
+    # Reported: the offline summary of this widget said it "recurses".
+    texts = await _summaries(COUNTER, "dart")
+    assert "Dart code" in texts[0] and "user interface" in texts[0]
+    final, plain = texts[-2], texts[-1]
+    for text in (final, plain):
+        assert "stateful widget `Counter`" in text and "`_count`" in text
+        assert "state" in text and "builds" in text and "`Column`" in text
+        assert not claims(text)
+
+
+async def test_summaries_of_dart_functions_only_claim_what_the_facts_have() -> None:
+    code = """
+Future<List<int>> loadAll(List<Uri> uris) async {
+  final out = <int>[];
+  for (final uri in uris) {
+    try {
+      out.add(await fetch(uri));
+    } on FormatException {
+      continue;
+    }
+  }
+  return out;
+}
+"""
+    texts = await _summaries(code, "dart")
+    assert claims(" ".join(texts)) <= allowed_claims(code, "dart") == {"loops", "exceptions"}
+    assert any("awaits" in t for t in texts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(["load", "visit", "build", "parse"]),
+    loop=st.booleans(),
+    self_call=st.sampled_from(["none", "bare", "this", "other", "super"]),
+    throw=st.booleans(),
+)
+async def test_no_dart_summary_claims_recursion_loops_or_exceptions_the_code_lacks(
+    name: str, loop: bool, self_call: str, throw: bool
+) -> None:
+    body = []
+    if loop:
+        body.append("for (final x in xs) { total += x; }")
+    body.append(
+        {
+            "none": "helper(xs);",
+            "bare": f"{name}(xs.sublist(1));",
+            "this": f"this.{name}(xs.sublist(1));",
+            "other": f"other.{name}(xs);",
+            "super": f"super.{name}(xs);",
+        }[self_call]
+    )
+    if throw:
+        body.append("if (xs.isEmpty) throw StateError('empty');")
+    code = (
+        f"int {name}(List<int> xs) {{\n  var total = 0;\n  "
+        + "\n  ".join(body)
+        + "\n  return total;\n}"
+    )
+    facts = analyze(code, "dart")
+    assert facts.recursive == (self_call in ("bare", "this"))
+    assert bool(facts.loops) == loop and bool(facts.raises) == throw
+    for text in await _summaries(code, "dart"):
+        assert claims(text) <= allowed_claims(code, "dart"), (code, text)
+
+
+async def test_a_fenced_prompt_is_read_in_the_fence_language() -> None:
+    prompt = "Summarize:\n```dart\nint twice(int input) => input * 2;\n```"
+    text = (await OfflineModel().generate(GenerateRequest(prompt=prompt))).text
+    assert "`twice`" in text and "`input`" in text  # input is a Dart parameter, not a builtin
+
+
+@pytest.mark.parametrize("dataset", ["flutter-samples", "dart-core"])
+async def test_no_summary_of_the_dart_datasets_claims_what_the_facts_lack(dataset: str) -> None:
+    from codi_eval.datasets import load_jsonl
+
+    items = load_jsonl(Path(__file__).resolve().parents[1] / "datasets" / f"{dataset}.jsonl")
+    assert len(items) >= 100
+    widgets = 0
+    for item in items:
+        allowed = allowed_claims(item.code, "dart")
+        facts = analyze(item.code, "dart")
+        for text in await _summaries(item.code, "dart"):
+            assert claims(text) <= allowed, (item.id, text)
+            if facts.widget and facts.name and f"`{facts.name}`" in text:
+                widgets += facts.widget in text
+    if dataset == "flutter-samples":
+        assert widgets >= 20  # widgets are called what they are

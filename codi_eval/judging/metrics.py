@@ -122,6 +122,9 @@ def score_all(
 
 
 # --- entity metrics (from code_facts) ----------------------------------------------------
+# Entities come from the item's language (Dart code is read as Dart: `input` is a parameter
+# there, `int` and Flutter's `Widget` are not entities), so the same summary can score
+# differently on the same text read as another language.
 
 
 @_register(
@@ -142,8 +145,8 @@ def entity_density(code: str, summary: str, reference: str | None, language: str
 
 @_register(
     "identifier_coverage",
-    "share of the code's entities (identifiers and API names, code_facts.entities) the "
-    "summary mentions",
+    "share of the code's entities (identifiers and API names in the item's language, "
+    "code_facts.entities) the summary mentions",
 )
 def identifier_coverage(
     code: str, summary: str, reference: str | None, language: str

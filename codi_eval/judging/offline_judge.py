@@ -44,6 +44,17 @@ _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 # Names every Python summary may use without them appearing in the code.
 _ALWAYS_KNOWN = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"self", "cls"}
 
+
+def _always_known(language: str) -> frozenset[str]:
+    """Names a summary of ``language`` code may use without them being in the code: the
+    language's keywords and core names (Python's builtins, Dart's int and print, ...).
+    Unknown languages keep Python's list, as before languages had their own."""
+    canonical = code_facts.canonical_language(language)
+    if canonical is None or canonical == "python":
+        return _ALWAYS_KNOWN
+    return code_facts.known_names(canonical)
+
+
 # Words that say how to answer rather than what to cover.
 _STOPWORDS = frozenset(
     """a an the and or but if then else of to in on at by for with from as into about
@@ -121,7 +132,7 @@ class OfflineJudge:
         summary = summary or ""
         entity_list = code_facts.entities(code, language)
         mentioned = code_facts.mentioned(summary, entity_list) if summary.strip() else []
-        hallucinated = hallucinated_names(summary, code)
+        hallucinated = hallucinated_names(summary, code, language)
         parts = {
             "technical_accuracy": self._accuracy(entity_list, mentioned, hallucinated),
             "conciseness": self._conciseness(code_facts.word_count(summary)),
@@ -198,10 +209,11 @@ class OfflineJudge:
         )
 
 
-def hallucinated_names(summary: str, code: str) -> list[str]:
+def hallucinated_names(summary: str, code: str, language: str = "python") -> list[str]:
     """Code-like names in ``summary`` (backticked, called, snake_case, camelCase, dotted)
-    with a part that occurs nowhere in ``code``; Python builtins and keywords never count."""
-    vocabulary = set(_CODE_WORD.findall(code)) | _ALWAYS_KNOWN
+    with a part that occurs nowhere in ``code``; the language's keywords and core names
+    (Python builtins, Dart's ``int`` and ``print``, JavaScript's ``console``) never count."""
+    vocabulary = set(_CODE_WORD.findall(code)) | _always_known(language)
     candidates: dict[str, None] = {}
     for match in _BACKTICKED.finditer(summary):
         text = match.group(1).strip().removesuffix("()")

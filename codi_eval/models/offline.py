@@ -18,7 +18,15 @@ import re
 import time
 from typing import Any
 
-from codi_eval.code_facts import CodeFacts, analyze, entities, mentioned, word_count
+from codi_eval.code_facts import (
+    CodeFacts,
+    analyze,
+    canonical_language,
+    entities,
+    language_name,
+    mentioned,
+    word_count,
+)
 from codi_eval.models.base import GenerateRequest, Generation, Usage
 from codi_eval.models.prices import cost_for
 
@@ -44,7 +52,28 @@ def _join(items: list[str], conj: str = "and") -> str:
     return f"{', '.join(items[:-1])} {conj} {items[-1]}"
 
 
-_KIND_NOUN = {"function": "function", "method": "method", "class": "class", "module": "module"}
+_KIND_NOUN = {
+    "function": "function",
+    "method": "method",
+    "constructor": "constructor",
+    "getter": "getter",
+    "setter": "setter",
+    "operator": "operator",
+    "class": "class",
+    "mixin": "mixin",
+    "extension": "extension",
+    "extension type": "extension type",
+    "enum": "enum",
+    "module": "module",
+}
+# Kinds that are not a type with members of its own.
+_MEMBERLESS_KINDS = frozenset(
+    {"function", "method", "constructor", "getter", "setter", "operator", "module", "unknown"}
+)
+_LOOP_WORDS = {
+    "comprehension": "comprehensions",
+    "collection for": "collection-for elements",
+}
 
 # Neutral sentences used to keep a summary at the previous length while it gets denser,
 # as the paper asks ("identical length"). They name nothing specific on purpose.
@@ -55,15 +84,45 @@ _FILLER = (
     "Nothing here depends on hidden state.",
     "It keeps the work local.",
 )
+_STATEFUL_FILLER = (
+    "The steps follow one another in a clear order.",
+    "The logic stays short and readable.",
+    "It keeps the work local.",
+)
+_WIDGET_FILLER = (
+    "The layout follows the widget tree in a clear order.",
+    "The code stays short and readable.",
+    "It keeps the work local to this part of the interface.",
+)
 
 
 class _Writer:
-    """Turns code facts plus a chosen set of entities into English at three levels of detail."""
+    """Turns code facts plus a chosen set of entities into English at three levels of detail.
+
+    Every claim it makes about behaviour (recursion, loops, awaiting, streams, raising,
+    handling errors, state, what a widget builds) comes from a fact; names come only from
+    the chosen entities.
+    """
 
     def __init__(self, facts: CodeFacts, ents: list[str]) -> None:
         self.facts = facts
         self.ents = ents
-        self.noun = _KIND_NOUN.get(facts.kind, "code")
+        if facts.widget:
+            self.noun = facts.widget
+        elif facts.kind == "method" and facts.name == "build" and facts.builds:
+            self.noun = "build method"
+        else:
+            self.noun = _KIND_NOUN.get(facts.kind, "code")
+        # Methods and accessors a class (or a widget with its State) declares.
+        self.members = (
+            {
+                d.name
+                for d in facts.declarations
+                if d.kind in ("method", "getter", "setter", "operator") and "." in d.qualname
+            }
+            if facts.kind not in _MEMBERLESS_KINDS
+            else set()
+        )
 
     def _behaviour(self, level: int) -> list[str]:
         f = self.facts
@@ -71,65 +130,124 @@ class _Writer:
         if f.recursive:
             parts.append("recurses on smaller inputs" if level == 0 else "recurses")
         if f.loops:
-            loops = [lp.replace("comprehension", "comprehensions") for lp in f.loops]
-            if level == 0:
-                parts.append(
-                    f"iterates using {_join([f'{lp} loops' if lp != 'comprehensions' else lp for lp in loops])}"
-                )
-            else:
-                parts.append("loops")
+            loops = [_LOOP_WORDS.get(lp, f"{lp} loops") for lp in f.loops]
+            parts.append(f"iterates using {_join(loops)}" if level == 0 else "loops")
+        if f.awaits:
+            parts.append("awaits asynchronous results" if level == 0 else "awaits")
+        if f.streams and not f.yields:
+            parts.append("works with streams" if level == 0 else "uses streams")
+        if f.handles_errors and not f.catches:
+            parts.append("handles errors it catches" if level == 0 else "handles errors")
         if f.yields:
-            parts.append("yields values lazily" if level == 0 else "yields values")
+            if f.streams:
+                parts.append("emits a stream of values" if level == 0 else "yields a stream")
+            else:
+                parts.append("yields values lazily" if level == 0 else "yields values")
         elif f.returns:
             parts.append("returns the computed value" if level == 0 else "returns a value")
         elif f.kind in ("function", "method"):
             parts.append("works through side effects" if level == 0 else "returns nothing")
         return parts
 
-    def compose(self, chosen: set[str], level: int) -> str:
-        """A summary that names every entity in ``chosen``; level 0 is the wordiest."""
+    def _roles(self, chosen: set[str]) -> dict[str, list[str]]:
         f = self.facts
         name = f.name if f.name in chosen else None
-        params = [p for p in self.ents if p in chosen and p in f.params]
-        calls = [
-            e
-            for e in self.ents
-            if e in chosen and e not in params and e != name and self._is_call(e)
-        ]
-        raises = [e for e in self.ents if e in chosen and e not in calls and e in f.raises]
-        placed = {name, *params, *calls, *raises}
-        others = [e for e in self.ents if e in chosen and e not in placed]
+        params = [e for e in self.ents if e in chosen and e in f.params]
+        state = [e for e in self.ents if e in chosen and e not in params and e in f.state]
+        taken = {name, *params, *state}
+        builds = [e for e in self.ents if e in chosen and e not in taken and self._is_build(e)]
+        taken |= set(builds)
+        calls = [e for e in self.ents if e in chosen and e not in taken and self._is_call(e)]
+        taken |= set(calls)
+        raises = [e for e in self.ents if e in chosen and e not in taken and e in f.raises]
+        taken |= set(raises)
+        catches = [e for e in self.ents if e in chosen and e not in taken and e in f.catches]
+        taken |= set(catches)
+        fields = [e for e in self.ents if e in chosen and e not in taken and e in f.fields]
+        taken |= set(fields)
+        members = [e for e in self.ents if e in chosen and e not in taken and e in self.members]
+        taken |= set(members)
+        others = [e for e in self.ents if e in chosen and e not in taken]
+        return {
+            "name": [name] if name else [],
+            "params": params,
+            "state": state,
+            "builds": builds,
+            "calls": calls,
+            "raises": raises,
+            "catches": catches,
+            "fields": fields,
+            "members": members,
+            "others": others,
+        }
+
+    def compose(self, chosen: set[str], level: int) -> str:
+        """A summary that names every entity in ``chosen``; level 0 is the wordiest."""
+        roles = self._roles(chosen)
+        name = roles["name"][0] if roles["name"] else None
         c = _code
         behaviour = self._behaviour(level)
         if level == 2:
             head = c(name) if name else f"This {self.noun}"
-            if params:
-                head = f"{head} ({', '.join(map(c, params))})"
+            if roles["params"]:
+                head = f"{head} ({', '.join(map(c, roles['params']))})"
             bits = []
-            if calls:
-                bits.append("calls " + ", ".join(map(c, calls)))
-            if raises:
-                bits.append("raises " + ", ".join(map(c, raises)))
-            if others:
-                bits.append("uses " + ", ".join(map(c, others)))
+            for role, verb in (
+                ("state", "state"),
+                ("builds", "builds"),
+                ("calls", "calls"),
+                ("raises", "raises"),
+                ("catches", "catches"),
+                ("fields", "fields"),
+                ("members", "defines"),
+                ("others", "uses"),
+            ):
+                if roles[role]:
+                    bits.append(f"{verb} " + ", ".join(map(c, roles[role])))
             bits += behaviour
             return f"{head}: {'; '.join(bits)}." if bits else f"{head}."
         subject = f"The {self.noun} {c(name)}" if name else f"This {self.noun}"
         clauses = []
-        if params:
-            clauses.append(f"takes {_join(list(map(c, params)))}")
-        if calls:
+        wordy = level == 0
+        if roles["params"]:
+            clauses.append(f"takes {_join(list(map(c, roles['params'])))}")
+        if roles["state"]:
             clauses.append(
-                ("calls " if level else "relies on calls to ") + _join(list(map(c, calls)))
+                (f"keeps {_join(list(map(c, roles['state'])))} in its state")
+                if wordy
+                else f"keeps state {_join(list(map(c, roles['state'])))}"
             )
-        if raises:
+        if roles["builds"]:
             clauses.append(
-                ("raises " if level else "signals failure by raising ")
-                + _join(list(map(c, raises)), "or")
+                ("builds a tree of " if wordy else "builds ") + _join(list(map(c, roles["builds"])))
             )
-        if others:
+        if roles["calls"]:
             clauses.append(
-                ("tracks " if level else "keeps track of ") + _join(list(map(c, others)))
+                ("relies on calls to " if wordy else "calls ") + _join(list(map(c, roles["calls"])))
+            )
+        if roles["raises"]:
+            clauses.append(
+                ("signals failure by raising " if wordy else "raises ")
+                + _join(list(map(c, roles["raises"])), "or")
+            )
+        if roles["catches"]:
+            clauses.append(
+                ("handles failures by catching " if wordy else "catches ")
+                + _join(list(map(c, roles["catches"])), "or")
+            )
+        if roles["fields"]:
+            clauses.append(
+                ("is configured with " if wordy else "has fields ")
+                + _join(list(map(c, roles["fields"])))
+            )
+        if roles["members"]:
+            clauses.append(
+                ("defines the members " if wordy else "defines ")
+                + _join(list(map(c, roles["members"])))
+            )
+        if roles["others"]:
+            clauses.append(
+                ("keeps track of " if wordy else "tracks ") + _join(list(map(c, roles["others"])))
             )
         if level == 0:
             first = f"{subject} {clauses[0]}." if clauses else ""
@@ -143,21 +261,38 @@ class _Writer:
     def _is_call(self, entity: str) -> bool:
         return any(call == entity or call.endswith("." + entity) for call in self.facts.calls)
 
+    def _is_build(self, entity: str) -> bool:
+        return entity in self.facts.builds
+
     def opening(self, budget: int) -> str:
         """Iteration 1: long and non-specific, as Chain of Density starts."""
         f = self.facts
         noun = self.noun
-        sentences = [
-            f"This {noun} is a piece of {f.language.capitalize()} code that carries out one task for its callers.",
-        ]
+        language = language_name(f.language)
+        if f.widget and f.widget != "widget state" and f.widget != "change notifier":
+            sentences = [
+                f"This {noun} is a piece of {language} code that describes part of an app's user interface.",
+            ]
+        else:
+            sentences = [
+                f"This {noun} is a piece of {language} code that carries out one task for its callers.",
+            ]
         if f.params:
             sentences.append("It accepts a few inputs and prepares them for the work that follows.")
-        if f.calls:
+        if f.state:
+            sentences.append("It keeps some state that changes while the app runs.")
+        if f.builds:
+            sentences.append("It puts other widgets together to draw its part of the screen.")
+        if f.calls and not f.builds:
             sentences.append("Along the way it hands parts of the job to other routines.")
         if f.loops or f.recursive:
             sentences.append("It repeats some of its steps until the job is finished.")
+        if f.awaits or f.streams:
+            sentences.append("Some of its work waits for results that arrive later.")
         if f.raises:
             sentences.append("When something is wrong it stops and reports an error.")
+        elif f.handles_errors:
+            sentences.append("When something goes wrong along the way it deals with the failure.")
         if f.yields:
             sentences.append("It produces its results one at a time.")
         elif f.returns:
@@ -169,10 +304,18 @@ class _Writer:
                 out.append(s)
         return " ".join(out) if out else " ".join(sentences[0].split()[:budget])
 
+    @property
+    def filler(self) -> tuple[str, ...]:
+        if self.facts.builds:
+            return _WIDGET_FILLER
+        if self.facts.widget or self.facts.state:
+            return _STATEFUL_FILLER  # "nothing depends on hidden state" would be false
+        return _FILLER
 
-def _pad(text: str, target_words: int) -> str:
+
+def _pad(text: str, target_words: int, filler: tuple[str, ...] = _FILLER) -> str:
     """Append neutral sentences while they fit within ``target_words``."""
-    for sentence in _FILLER:
+    for sentence in filler:
         if word_count(text) + word_count(sentence) <= target_words:
             text = f"{text} {sentence}"
     return text
@@ -265,7 +408,7 @@ def _iterate(
             core = writer.compose(chosen, level)
             if not _fits(core, budget):
                 continue
-            text = _pad(core, target)
+            text = _pad(core, target, writer.filler)
             got = mentioned(text, ents)
             if not set(chosen) <= set(got):
                 continue
@@ -304,13 +447,15 @@ def _plain(code: str, language: str, budget: int) -> str:
     return writer.opening(budget)
 
 
-_FENCE = re.compile(r"```[A-Za-z0-9_+-]*\n(.*?)```", re.S)
+_FENCE = re.compile(r"```([A-Za-z0-9_+-]*)\n(.*?)```", re.S)
 
 
 def _summarize_prompt(prompt: str, budget: int) -> str:
     match = _FENCE.search(prompt or "")
-    if match and match.group(1).strip():
-        return _plain(match.group(1), "python", budget)
+    if match and match.group(2).strip():
+        # The fence names the language (```dart); an unnamed or unknown one is Python, as before.
+        language = canonical_language(match.group(1)) or "python"
+        return _plain(match.group(2), language, budget)
     words = (prompt or "").split()
     if not words:
         return "The request was empty."
