@@ -399,6 +399,8 @@ class Summarizer:
         then also runs when the summarization fails (the tree carries the error).
         """
         instruction = instruction or DEFAULT_INSTRUCTION
+        # "Dart" or "flutter" from a caller: the prompts fence code with the canonical name.
+        language = code_facts.canonical_language(language) or language
         started = time.perf_counter()
         name = trace_name or f"Code Summary: {instruction[:60]}"
         kwargs = {"trace_type": "summarization", **(trace_kwargs or {})}

@@ -12,9 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Beside the checkout first; then where this workplace keeps them, for a clean clone made
+# elsewhere (CI clones main into a directory of its own).
+_CANDIDATES = (ROOT.parent / "shared" / "corpora", Path("/work/shared/corpora"))
+
+
 def corpora_dir() -> Path:
     configured = os.environ.get("CODI_EVAL_CORPORA")
-    path = Path(configured) if configured else ROOT.parent / "shared" / "corpora"
+    found = [p for p in _CANDIDATES if (p / "flutter-samples").is_dir()]
+    path = Path(configured) if configured else (found[0] if found else _CANDIDATES[0])
     if not (path / "flutter-samples").is_dir():
         message = f"the source corpora are not at {path} (set CODI_EVAL_CORPORA)"
         if os.environ.get("CI", "").lower() == "true":

@@ -51,10 +51,6 @@ async def test_supported_languages_are_accepted(api: Api, language: str) -> None
     assert status == 200, body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lead wires code_facts.canonical_language into the API's language validation",
-)
 async def test_an_unsupported_language_is_refused_naming_the_field(api: Api) -> None:  # noqa: F811
     alice = await api.user("alice")
     status, body = await api.call(

@@ -14,7 +14,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from codi_eval import code_facts
 from codi_eval.api import routes
 from codi_eval.api.auth import auth_middleware
 from codi_eval.api.errors import ApiError, Handler, error_middleware
@@ -40,9 +39,6 @@ from codi_eval.store.engine import Store
 from codi_eval.tracing import StoreSink, Tracer
 
 assert routes  # importing the route modules declares every operation
-
-# The languages a request may name for its code.
-LANGUAGES: tuple[str, ...] = tuple(getattr(code_facts, "SUPPORTED_LANGUAGES", ("python",)))
 
 
 @web.middleware
@@ -86,7 +82,7 @@ def _endpoint(op: Operation, body: type[BaseModel] | None, body_timeout_s: float
 
 def _bodies(settings: Settings) -> dict[str, type[BaseModel]]:
     """This server's own body models: what a summary may name depends on the operator."""
-    return {"summarizeCode": summarize_request(tuple(settings.offered_models), LANGUAGES)}
+    return {"summarizeCode": summarize_request(tuple(settings.offered_models))}
 
 
 def api_document(settings: Settings) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pydantic import (
     create_model,
 )
 
+from codi_eval.code_facts import SUPPORTED_LANGUAGES, accepted_language_names, canonical_language
 from codi_eval.experiments.results import CellResult
 
 # PostgreSQL text and JSONB cannot hold NUL; published as a pattern so generated clients
@@ -158,7 +159,10 @@ class SummarizeRequest(Request):
         description="One of the models this server offers (listed here); default: the "
         "server's. Parameters and endpoints are the operator's, never a request's.",
     )
-    language: str = Field(default="python", description="The language of `code`.")
+    language: Language = Field(
+        default="python",
+        description="The language of `code` (case-insensitive; aliases such as js work).",
+    )
 
 
 class SummarizeResponse(Response):
@@ -168,8 +172,25 @@ class SummarizeResponse(Response):
     quality_reason: str | None
 
 
-def summarize_request(models: tuple[str, ...], languages: tuple[str, ...]) -> type[Request]:
-    """The summarize body for one server: ``model`` and ``language`` limited to what it offers."""
+def _language(value: str) -> str:
+    canonical = canonical_language(value)
+    if canonical is None:
+        raise ValueError(
+            f"is not a language this server summarizes; use one of {', '.join(SUPPORTED_LANGUAGES)}"
+        )
+    return canonical
+
+
+# A language name or alias (``dart``, ``Dart``, ``flutter``, ``js``), stored canonically.
+Language = Annotated[
+    str,
+    AfterValidator(_language),
+    Field(json_schema_extra={"enum": list(accepted_language_names())}),
+]
+
+
+def summarize_request(models: tuple[str, ...]) -> type[Request]:
+    """The summarize body for one server: ``model`` limited to the models it offers."""
     fields: dict[str, Any] = {
         "model": (
             Literal[models] | None,
@@ -178,10 +199,6 @@ def summarize_request(models: tuple[str, ...], languages: tuple[str, ...]) -> ty
                 description="One of the models this server offers; default: the server's. "
                 "Parameters and endpoints are the operator's, never a request's.",
             ),
-        ),
-        "language": (
-            Literal[languages],
-            Field(default="python", description="The language of `code`."),
         ),
     }
     model: type[Request] = create_model("SummarizeRequest", __base__=SummarizeRequest, **fields)

@@ -23,6 +23,7 @@ from codi_eval.code_facts.facts import CodeFacts, Declaration
 from codi_eval.code_facts.fallback import ANY_KEYWORDS, analyze_tokens
 from codi_eval.code_facts.languages import (
     SUPPORTED_LANGUAGES,
+    accepted_language_names,
     canonical_language,
     known_names,
     language_info,
@@ -33,6 +34,7 @@ __all__ = [
     "SUPPORTED_LANGUAGES",
     "CodeFacts",
     "Declaration",
+    "accepted_language_names",
     "analyze",
     "canonical_language",
     "entities",

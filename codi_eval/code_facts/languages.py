@@ -130,6 +130,11 @@ def canonical_language(name: object) -> str | None:
     return _ALIASES.get(name.strip().lower())
 
 
+def accepted_language_names() -> tuple[str, ...]:
+    """Every spelling :func:`canonical_language` accepts (lowercase; case does not matter)."""
+    return tuple(sorted(_ALIASES))
+
+
 def language_info(name: str) -> LanguageInfo | None:
     """The :class:`LanguageInfo` for a supported language or one of its aliases."""
     canonical = canonical_language(name)
