@@ -59,6 +59,8 @@ from opik.exceptions import ExperimentNotFound
 from opik.rest_api.core.api_error import ApiError
 from opik.types import BatchFeedbackScoreDict, ErrorInfoDict
 
+from codi_eval.store.records import SpanRecord, TraceTree
+
 __all__ = [
     "DatasetExport",
     "ExperimentExport",
@@ -158,41 +160,38 @@ class OpikExporter:
         return self._client.project_name
 
     # ----------------------------------------------------------------- traces
-    def export_trace_tree(self, tree: Mapping[str, Any]) -> TraceExport:
+    def export_trace_tree(self, tree: TraceTree, project: str | None = None) -> TraceExport:
         """Queue one trace with its spans and evaluations (as trace feedback scores).
 
-        Returns at once; ``flush()`` tells whether it arrived. Evaluations whose score is
-        None (failed judgements) are skipped and listed in ``TraceExport.skipped``.
+        Returns at once; ``flush()`` tells whether it arrived. Evaluations without a score
+        (failed judgements) are skipped and listed in ``TraceExport.skipped``.
         """
-        trace = tree["trace"]
-        project = tree.get("project") or None
-        trace_id = str(trace["id"])
-        metadata = dict(trace.get("metadata") or {})
-        if trace.get("trace_type"):
-            metadata.setdefault("trace_type", trace["trace_type"])
+        trace = tree.trace
+        project = project or tree.export_project or None
+        trace_id = str(trace.id)
         self._client.trace(
             id=trace_id,
-            name=trace.get("name"),
-            start_time=_as_datetime(trace.get("start_time")),
-            end_time=_as_datetime(trace.get("end_time")),
-            input=_as_object(trace.get("input")),
-            output=_as_object(trace.get("output")),
-            metadata=metadata,
-            tags=list(trace.get("tags") or []) or None,
-            error_info=_error_info(trace.get("error")),
+            name=trace.name,
+            start_time=_utc(trace.start_time),
+            end_time=_utc(trace.end_time),
+            input=_as_object(trace.input_data),
+            output=_as_object(trace.output_data),
+            metadata={**(trace.meta_data or {}), "trace_type": trace.trace_type},
+            tags=list(trace.tags or []) or None,
+            error_info=_error_info(trace.error),
             project_name=project,
         )
 
         span_ids = []
-        for span in tree.get("spans") or []:
+        for span in tree.spans:
             self._send_span(trace_id, span, project)
-            span_ids.append(str(span["id"]))
+            span_ids.append(str(span.id))
 
         scores: dict[str, BatchFeedbackScoreDict] = {}
         skipped = []
-        for evaluation in tree.get("evaluations") or []:
-            name = evaluation["name"]
-            if evaluation.get("score") is None:
+        for evaluation in tree.evaluations:
+            name = evaluation.metric_name
+            if evaluation.score is None or evaluation.status != "ok":
                 skipped.append(f"{name}: no score (failed judgement)")
                 continue
             if name in scores:
@@ -201,8 +200,8 @@ class OpikExporter:
             scores[name] = {
                 "id": trace_id,
                 "name": name,
-                "value": float(evaluation["score"]),
-                "reason": evaluation.get("reason"),
+                "value": float(evaluation.score),
+                "reason": evaluation.reason,
             }
             if project:
                 scores[name]["project_name"] = project
@@ -213,40 +212,39 @@ class OpikExporter:
             self._pending_traces[trace_id] = _TraceExpectation(set(span_ids), set(scores))
         return TraceExport(trace_id, tuple(span_ids), tuple(scores), tuple(skipped))
 
-    def _send_span(self, trace_id: str, span: Mapping[str, Any], project: str | None) -> None:
-        our_type = span.get("type") or "general"
+    def _send_span(self, trace_id: str, span: SpanRecord, project: str | None) -> None:
+        our_type = span.type or "general"
         opik_type = _SPAN_TYPE_MAP.get(our_type, our_type)
         if opik_type not in _OPIK_SPAN_TYPES:
             opik_type = "general"
-        metadata = {"codi_span_type": our_type, **(span.get("metadata") or {})}
-
         usage = {
-            key: int(span[key])
-            for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-            if span.get(key) is not None
+            key: int(value)
+            for key, value in (
+                ("prompt_tokens", span.prompt_tokens),
+                ("completion_tokens", span.completion_tokens),
+                ("total_tokens", span.total_tokens),
+            )
+            if value is not None
         }
         if "total_tokens" not in usage and {"prompt_tokens", "completion_tokens"} <= set(usage):
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        provider = span.get("provider")
-        provider = _PROVIDER_MAP.get(provider, provider) if provider else None
-        cost = span.get("cost")
-
+        provider = _PROVIDER_MAP.get(span.provider, span.provider) if span.provider else None
         self._client.span(
-            trace_id=str(span.get("trace_id") or trace_id),
-            id=str(span["id"]),
-            parent_span_id=str(span["parent_span_id"]) if span.get("parent_span_id") else None,
-            name=span.get("name"),
+            trace_id=str(span.trace_id or trace_id),
+            id=str(span.id),
+            parent_span_id=str(span.parent_span_id) if span.parent_span_id else None,
+            name=span.name,
             type=opik_type,  # type: ignore[arg-type]  # checked against _OPIK_SPAN_TYPES
-            start_time=_as_datetime(span.get("start_time")),
-            end_time=_as_datetime(span.get("end_time")),
-            metadata=metadata,
-            input=_as_object(span.get("input")),
-            output=_as_object(span.get("output")),
+            start_time=_utc(span.start_time),
+            end_time=_utc(span.end_time),
+            metadata={"codi_span_type": our_type, **(span.meta_data or {})},
+            input=_as_object(span.input_data),
+            output=_as_object(span.output_data),
             usage=usage or None,
-            model=span.get("model"),
+            model=span.model,
             provider=provider,
-            error_info=_error_info(span.get("error")),
-            total_cost=float(cost) if cost is not None else None,
+            error_info=_error_info(span.error),
+            total_cost=float(span.cost) if span.cost is not None else None,
             project_name=project,
         )
 
@@ -570,11 +568,9 @@ def _prompt_export(prompt: opik.Prompt, created: bool) -> PromptExport:
     )
 
 
-def _as_datetime(value: str | datetime.datetime | None) -> datetime.datetime | None:
+def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value)
     # The store keeps UTC; a naive value would otherwise be read as local time.
     return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 

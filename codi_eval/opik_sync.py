@@ -36,6 +36,7 @@ from codi_eval.store.models import (
     User,
     utcnow,
 )
+from codi_eval.store.records import EvaluationRecord, SpanRecord, TraceRecord, TraceTree
 from codi_eval.store.writes import outbox_row
 
 log = logging.getLogger(__name__)
@@ -124,66 +125,23 @@ async def outbox_status(store: Store) -> dict[str, Any]:
     return status
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if value is not None else None
-
-
-async def load_tree(session: AsyncSession, trace_id: uuid.UUID) -> dict[str, Any] | None:
-    trace = await session.get(Trace, trace_id)
+async def load_tree(session: AsyncSession, trace_id: uuid.UUID) -> TraceTree | None:
+    """A stored trace with its spans and evaluations, as the records the tracer wrote."""
+    conn = await session.connection()
+    trace = (await conn.execute(select(Trace.__table__).where(Trace.id == trace_id))).first()
     if trace is None:
         return None
-    spans = (
-        await session.scalars(
-            select(Span).where(Span.trace_id == trace_id).order_by(Span.start_time)
-        )
-    ).all()
-    evals = (await session.scalars(select(Evaluation).where(Evaluation.trace_id == trace_id))).all()
-    return {
-        "trace": {
-            "id": str(trace.id),
-            "name": trace.name,
-            "trace_type": trace.trace_type,
-            "start_time": _iso(trace.start_time),
-            "end_time": _iso(trace.end_time),
-            "input": trace.input_data,
-            "output": trace.output_data,
-            "metadata": {**(trace.meta_data or {}), "trace_type": trace.trace_type},
-            "tags": list(trace.tags or []),
-            "error": trace.error,
-        },
-        "spans": [
-            {
-                "id": str(s.id),
-                "trace_id": str(s.trace_id),
-                "parent_span_id": str(s.parent_span_id) if s.parent_span_id else None,
-                "name": s.name,
-                "type": s.type,
-                "model": s.model,
-                "provider": s.provider,
-                "prompt_tokens": s.prompt_tokens,
-                "completion_tokens": s.completion_tokens,
-                "total_tokens": s.total_tokens,
-                "cost": s.cost,
-                "start_time": _iso(s.start_time),
-                "end_time": _iso(s.end_time),
-                "input": s.input,
-                "output": s.output,
-                "metadata": s.meta_data,
-                "error": s.error,
-            }
-            for s in spans
-        ],
-        "evaluations": [
-            {
-                "name": e.metric_name,
-                "score": e.score,
-                "reason": e.reason,
-                "span_id": str(e.span_id) if e.span_id else None,
-            }
-            for e in evals
-            if e.status == "ok" and e.score is not None
-        ],
-    }
+    spans = await conn.execute(
+        select(Span.__table__).where(Span.trace_id == trace_id).order_by(Span.start_time)
+    )
+    evaluations = await conn.execute(
+        select(Evaluation.__table__).where(Evaluation.trace_id == trace_id)
+    )
+    return TraceTree(
+        trace=TraceRecord.from_row(trace),
+        spans=[SpanRecord.from_row(s) for s in spans],
+        evaluations=[EvaluationRecord.from_row(e) for e in evaluations],
+    )
 
 
 def dataset_export_name(dataset: Dataset) -> str:

@@ -395,7 +395,7 @@ class Summarizer:
         """Summarize ``code`` inside a new trace and judge the result.
 
         ``on_trace(handle)`` is called as the trace opens, so a caller can attach work to
-        the transaction that stores it (``on_commit``, ``update_row_on_commit``), which
+        the transaction that stores it (``record_run``), which
         then also runs when the summarization fails (the tree carries the error).
         """
         instruction = instruction or DEFAULT_INSTRUCTION

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from opik.id_helpers import generate_id as uuid7
 
 from codi_eval.opik_export import OpikExporter, OpikExportError
+from codi_eval.store.records import EvaluationRecord, SpanRecord, TraceRecord, TraceTree
 from tests.servers.opik_server import OpikServer
 
 PROJECT = "codi-test"
@@ -44,92 +46,94 @@ def exporter(opik_server: OpikServer) -> Iterator[OpikExporter]:
     exporter.close(timeout_s=2)
 
 
-def _trace_tree() -> dict[str, Any]:
+def _trace_tree() -> TraceTree:
     """A run as the store hands it over: CoD with nested llm spans, a judge, an error."""
     trace_id, cod, iteration, llm_call, judge, judge_llm, metric = (uuid7() for _ in range(7))
-    start, end = "2026-11-24T10:00:00+00:00", "2026-11-24T10:00:09+00:00"
-    span = {
-        "trace_id": trace_id,
-        "model": None,
-        "provider": None,
-        "prompt_tokens": None,
-        "completion_tokens": None,
-        "total_tokens": None,
-        "cost": None,
-        "start_time": start,
-        "end_time": end,
-        "input": None,
-        "output": None,
-        "metadata": {},
-        "error": None,
-    }
-    return {
-        "project": PROJECT,
-        "trace": {
-            "id": trace_id,
-            "name": "summarize",
-            "trace_type": "experiment_item",
-            "start_time": start,
-            "end_time": end,
-            "input": {"code": "def add(a, b):\n    return a + b"},
-            "output": {"summary": "Adds two numbers."},
-            "metadata": {"cell": "p1-d2-offline"},
-            "tags": ["cod"],
-            "error": None,
-        },
-        "spans": [
-            {
-                **span,
-                "id": cod,
-                "parent_span_id": None,
-                "name": "chain_of_density",
-                "type": "general",
-            },
-            {
-                **span,
-                "id": iteration,
-                "parent_span_id": cod,
-                "name": "iteration 1",
-                "type": "general",
-            },
-            {
-                **span,
-                "id": llm_call,
-                "parent_span_id": iteration,
-                "name": "generate_content: gemini-2.0-flash",
-                "type": "llm",
-                "model": "gemini-2.0-flash",
-                "provider": "gemini",
-                "prompt_tokens": 120,
-                "completion_tokens": 30,
-                "total_tokens": 150,
-                "cost": 0.00042,
-                "input": "prompt text",
-                "output": {"text": "Adds two numbers."},
-            },
-            {**span, "id": judge, "parent_span_id": None, "name": "judge", "type": "judge"},
-            {
-                **span,
-                "id": judge_llm,
-                "parent_span_id": judge,
-                "name": "judge call",
-                "type": "llm",
-                "model": "gemini-2.0-flash",
-                "provider": "google_ai",
-                "prompt_tokens": 200,
-                "completion_tokens": 10,
-                "total_tokens": None,
-                "cost": 0.0001,
-                "error": "ValueError: judge answer was not JSON",
-            },
-            {**span, "id": metric, "parent_span_id": None, "name": "rouge_l", "type": "metric"},
+    start = datetime.fromisoformat("2026-11-24T10:00:00+00:00")
+    end = datetime.fromisoformat("2026-11-24T10:00:09+00:00")
+
+    def span(id: Any, parent: Any, name: str, type: str, **more: Any) -> SpanRecord:
+        return SpanRecord(
+            id=id,
+            trace_id=trace_id,
+            parent_span_id=parent,
+            name=name,
+            type=type,
+            start_time=start,
+            end_time=end,
+            **more,
+        )
+
+    def evaluation(name: str, score: float | None, reason: str | None, span_id: Any) -> Any:
+        return EvaluationRecord(
+            id=uuid7(),
+            trace_id=trace_id,
+            metric_name=name,
+            score=score,
+            reason=reason,
+            span_id=span_id,
+            status="ok" if score is not None else "failed",
+        )
+
+    return TraceTree(
+        export_project=PROJECT,
+        trace=TraceRecord(
+            id=trace_id,
+            name="summarize",
+            trace_type="experiment_item",
+            start_time=start,
+            end_time=end,
+            input_data={"code": "def add(a, b):\n    return a + b"},
+            output_data={"summary": "Adds two numbers."},
+            meta_data={"cell": "p1-d2-offline"},
+            tags=["cod"],
+        ),
+        spans=[
+            span(cod, None, "chain_of_density", "general"),
+            span(iteration, cod, "iteration 1", "general"),
+            span(
+                llm_call,
+                iteration,
+                "generate_content: gemini-2.0-flash",
+                "llm",
+                model="gemini-2.0-flash",
+                provider="gemini",
+                prompt_tokens=120,
+                completion_tokens=30,
+                total_tokens=150,
+                cost=0.00042,
+                input_data="prompt text",
+                output_data={"text": "Adds two numbers."},
+            ),
+            span(judge, None, "judge", "judge"),
+            span(
+                judge_llm,
+                judge,
+                "judge call",
+                "llm",
+                model="gemini-2.0-flash",
+                provider="google_ai",
+                prompt_tokens=200,
+                completion_tokens=10,
+                cost=0.0001,
+                error={"type": "ValueError", "message": "ValueError: judge answer was not JSON"},
+            ),
+            span(metric, None, "rouge_l", "metric"),
         ],
-        "evaluations": [
-            {"name": "summary_quality", "score": 4.0, "reason": "clear", "span_id": judge},
-            {"name": "rouge_l", "score": 0.31, "reason": None, "span_id": metric},
-            {"name": "relevance", "score": None, "reason": "unparseable", "span_id": judge},
+        evaluations=[
+            evaluation("summary_quality", 4.0, "clear", judge),
+            evaluation("rouge_l", 0.31, None, metric),
+            evaluation("relevance", None, "unparseable", judge),
         ],
-    }
+    )
+
+
+def _id(tree: TraceTree) -> str:
+    return str(tree.trace.id)
+
+
+def _span_ids(tree: TraceTree) -> set[str]:
+    return {str(s.id) for s in tree.spans}
 
 
 def test_trace_tree_arrives_with_our_ids_nesting_usage_and_cost(
@@ -139,7 +143,7 @@ def test_trace_tree_arrives_with_our_ids_nesting_usage_and_cost(
     result = exporter.export_trace_tree(tree)
 
     assert exporter.flush(timeout_s=10), exporter.last_flush_problems
-    trace_id = tree["trace"]["id"]
+    trace_id = _id(tree)
     assert result.trace_id == trace_id
     trace = opik_server.traces[trace_id]
     assert trace["name"] == "summarize"
@@ -150,7 +154,7 @@ def test_trace_tree_arrives_with_our_ids_nesting_usage_and_cost(
     assert trace["end_time"].startswith("2026-11-24T10:00:09")
 
     spans = opik_server.spans_of(trace_id)
-    assert set(spans) == {s["id"] for s in tree["spans"]}
+    assert set(spans) == _span_ids(tree)
     by_name = {s["name"]: s for s in spans.values()}
     cod, iteration = by_name["chain_of_density"], by_name["iteration 1"]
     llm = by_name["generate_content: gemini-2.0-flash"]
@@ -184,7 +188,7 @@ def test_evaluations_arrive_as_trace_feedback_scores_and_failed_ones_are_skipped
     result = exporter.export_trace_tree(tree)
 
     assert exporter.flush(timeout_s=10), exporter.last_flush_problems
-    scores = opik_server.trace_scores(tree["trace"]["id"])
+    scores = opik_server.trace_scores(_id(tree))
     assert set(scores) == {"summary_quality", "rouge_l"}
     assert scores["summary_quality"]["value"] == 4.0
     assert scores["summary_quality"]["reason"] == "clear"
@@ -202,12 +206,12 @@ def test_sending_the_same_tree_twice_keeps_one_copy(
     exporter.export_trace_tree(tree)
     assert exporter.flush(timeout_s=10), exporter.last_flush_problems
 
-    assert list(opik_server.traces) == [tree["trace"]["id"]]
-    assert len(opik_server.spans) == len(tree["spans"])
-    assert len(opik_server.trace_scores(tree["trace"]["id"])) == 2
+    assert list(opik_server.traces) == [_id(tree)]
+    assert len(opik_server.spans) == len(tree.spans)
+    assert len(opik_server.trace_scores(_id(tree))) == 2
     # The second send really reached the server and was folded in by id.
     assert opik_server.duplicates["traces"] == 1
-    assert opik_server.duplicates["spans"] == len(tree["spans"])
+    assert opik_server.duplicates["spans"] == len(tree.spans)
 
 
 def test_dataset_items_keep_our_ids_and_a_reexport_does_not_duplicate(
@@ -261,7 +265,7 @@ def _experiment_fixture(exporter: OpikExporter) -> tuple[list[dict[str, str]], d
     for item in items:
         tree = _trace_tree()
         exporter.export_trace_tree(tree)
-        links.append({"dataset_item_id": item["id"], "trace_id": tree["trace"]["id"]})
+        links.append({"dataset_item_id": item["id"], "trace_id": _id(tree)})
     prompt = {"name": "cod_iteration", "template": "Summarize {{code}}", "version_label": "1"}
     return links, prompt
 
@@ -395,7 +399,7 @@ async def test_refused_connection_is_not_claimed_as_sent_and_a_resend_recovers()
             started = time.monotonic()
             assert exporter.flush(timeout_s=15) is False
             assert time.monotonic() - started < 16.5
-            assert tree["trace"]["id"] not in server.traces
+            assert _id(tree) not in server.traces
 
             server.set_up()
             # What the outbox does: export the unsent row again on each pass until confirmed.
@@ -405,7 +409,7 @@ async def test_refused_connection_is_not_claimed_as_sent_and_a_resend_recovers()
                 exporter.export_trace_tree(tree)
                 confirmed = exporter.flush(timeout_s=5)
             assert confirmed, exporter.last_flush_problems
-            assert list(server.traces) == [tree["trace"]["id"]]
-            assert set(server.spans_of(tree["trace"]["id"])) == {s["id"] for s in tree["spans"]}
+            assert list(server.traces) == [_id(tree)]
+            assert set(server.spans_of(_id(tree))) == _span_ids(tree)
             exporter.close(timeout_s=5)
         assert server.unknown_requests == []

@@ -33,11 +33,11 @@ async def test_200_concurrent_traces_each_keep_their_own_tree() -> None:
     await asyncio.gather(*(_summarize_like(tracer, i) for i in range(200)))
     assert len(sink.trees) == 200
     for tree in sink.trees:
-        i = tree.trace.input["i"]
-        assert tree.trace.output == {"i": i}
+        i = tree.trace.input_data["i"]
+        assert tree.trace.output_data == {"i": i}
         assert len(tree.spans) == 5
         assert {s.trace_id for s in tree.spans} == {tree.trace.id}
-        assert all(s.metadata["i"] == i for s in tree.spans)  # no span leaked across tasks
+        assert all(s.meta_data["i"] == i for s in tree.spans)  # no span leaked across tasks
         by_name = {s.name: s for s in tree.spans}
         cod = by_name["chain_of_density"]
         assert cod.parent_span_id is None
@@ -78,10 +78,10 @@ async def test_decorator_records_inputs_outputs_and_nesting() -> None:
             assert await add(2, 3) == 5
             assert double(4) == 8
     spans = {s.name: s for s in sink.trees[0].spans}
-    assert spans[add.__qualname__].input == {"a": 2, "b": 3}
-    assert spans[add.__qualname__].output == 5
+    assert spans[add.__qualname__].input_data == {"a": 2, "b": 3}
+    assert spans[add.__qualname__].output_data == 5
     assert spans[add.__qualname__].parent_span_id == parent.id
-    assert spans[double.__qualname__].output == 8
+    assert spans[double.__qualname__].output_data == 8
 
 
 async def test_disabled_tracing_records_nothing_and_still_runs_the_code() -> None:
@@ -168,7 +168,7 @@ async def test_a_trace_that_cannot_be_stored_fails_its_submitter_not_its_neighbo
 
 
 def test_token_counts_are_not_mistaken_for_secrets() -> None:
-    from codi_eval.tracing.records import jsonable
+    from codi_eval.store.records import jsonable
 
     cleaned = jsonable(
         {

@@ -38,9 +38,9 @@ from codi_eval.store.models import (
     Run,
     utcnow,
 )
+from codi_eval.store.records import TraceTree
 from codi_eval.summarize import CoDSettings, PromptVersion, Summarizer
 from codi_eval.tracing import StoreSink, Tracer
-from codi_eval.tracing.records import TraceTree
 
 PAGE = 512
 
@@ -487,9 +487,7 @@ class Runner:
 
         def record_run(trace: Any) -> None:
             # The run row changes in the same transaction as its trace: never half-written.
-            trace.update_row_on_commit(
-                "runs", work.run_id, lambda tree: run_outcome(tree, stats, deadline)
-            )
+            trace.record_run(lambda tree: run_outcome(tree, stats, deadline))
 
         try:
             async with asyncio.timeout(self.spec.run.run_deadline_s):
@@ -553,7 +551,7 @@ def run_outcome(tree: TraceTree, stats: CallStats, deadline: float) -> dict[str,
             status="succeeded",
             error_class=None,
             error_message=None,
-            summary=(trace.output or {}).get("summary"),
+            summary=(trace.output_data or {}).get("summary"),
             judge_score=judge.score if judge is not None else None,
         )
     else:

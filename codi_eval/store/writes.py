@@ -9,8 +9,8 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from codi_eval.store.models import Base, Evaluation, OutboxEntry, Span, Trace, utcnow
-from codi_eval.tracing.records import TraceTree
+from codi_eval.store.models import Base, Evaluation, OutboxEntry, Run, Span, Trace, utcnow
+from codi_eval.store.records import TraceTree
 
 
 async def insert_ignore(
@@ -84,7 +84,7 @@ def outbox_row(
 
 
 async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None:
-    """Write finished traces with their spans, evaluations, row updates, finalizers and outbox rows.
+    """Write finished traces with their spans, evaluations, run rows and Opik outbox rows.
 
     Core statements, not ORM bulk inserts: a batch of hundreds of traces is a handful of
     executemany calls (the ORM path cost several times more CPU per row).
@@ -104,19 +104,19 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
             await _copy_rows(conn, table, rows)
         else:
             await conn.execute(insert(table), rows)
-    grouped: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    # A run row changes with its trace; runs setting the same columns share one executemany.
+    grouped: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for tree in trees:
-        for change in tree.row_updates:
-            values = change.compute(tree)
-            key = (change.table, tuple(sorted(values)))
-            grouped.setdefault(key, []).append(
-                {"row_id": change.row_id, **{f"v_{k}": v for k, v in values.items()}}
-            )
-    for (table_name, columns), params in grouped.items():
-        table = Base.metadata.tables[table_name]
+        if tree.run_outcome is None or tree.trace.run_id is None:
+            continue
+        values = tree.run_outcome(tree)
+        grouped.setdefault(tuple(sorted(values)), []).append(
+            {"row_id": tree.trace.run_id, **{f"v_{k}": v for k, v in values.items()}}
+        )
+    for columns, params in grouped.items():
         stmt = (
-            update(table)
-            .where(table.c.id == bindparam("row_id"))
+            update(Run)
+            .where(Run.id == bindparam("row_id"))
             .values({c: bindparam(f"v_{c}") for c in columns})
         )
         await conn.execute(stmt, params)
@@ -126,6 +126,3 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
         if t.export
     ]
     await insert_ignore(session, OutboxEntry, exports, ("kind", "entity_id"))
-    for tree in trees:
-        for finalize in tree.finalizers:
-            await finalize(session, tree)

@@ -1,6 +1,6 @@
 """Tracing: nested traces and spans recorded into the store."""
 
-from codi_eval.tracing.records import EvaluationRecord, SpanRecord, TraceRecord, TraceTree, jsonable
+from codi_eval.store.records import EvaluationRecord, SpanRecord, TraceRecord, TraceTree, jsonable
 from codi_eval.tracing.sinks import StoreSink, TraceWriteError
 from codi_eval.tracing.tracer import (
     NOOP,

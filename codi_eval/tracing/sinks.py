@@ -7,7 +7,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from codi_eval.tracing.records import TraceTree
+from codi_eval.store.records import TraceTree
+from codi_eval.store.writes import write_trees
 
 if TYPE_CHECKING:
     from codi_eval.store.engine import Store
@@ -83,8 +84,6 @@ class StoreSink:
                     self._queue.task_done()
 
     async def _write(self, batch: list[tuple[TraceTree, asyncio.Future[None] | None]]) -> None:
-        from codi_eval.store.writes import write_trees
-
         try:
             async with self.store.transaction() as session:
                 await write_trees(session, [tree for tree, _ in batch])

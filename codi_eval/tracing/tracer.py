@@ -19,10 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from codi_eval.ids import uuid7
-from codi_eval.tracing.records import (
+from codi_eval.store.records import (
     EvaluationRecord,
-    Finalizer,
-    RowUpdate,
+    RunOutcome,
     SpanRecord,
     TraceRecord,
     TraceTree,
@@ -58,8 +57,7 @@ class TraceHandle:
         "record",
         "spans",
         "evaluations",
-        "finalizers",
-        "row_updates",
+        "run_outcome",
         "_clock",
         "export",
         "export_project",
@@ -69,8 +67,7 @@ class TraceHandle:
         self.record = record
         self.spans: list[SpanRecord] = []
         self.evaluations: list[EvaluationRecord] = []
-        self.finalizers: list[Finalizer] = []
-        self.row_updates: list[RowUpdate] = []
+        self.run_outcome: RunOutcome | None = None
         self._clock = clock
         self.export = False
         self.export_project: str | None = None
@@ -84,7 +81,7 @@ class TraceHandle:
         return True
 
     def set_output(self, output: Any) -> None:
-        self.record.output = output
+        self.record.output_data = output
 
     def update(
         self,
@@ -94,22 +91,16 @@ class TraceHandle:
         input: Any = None,
     ) -> None:
         if metadata:
-            self.record.metadata.update(metadata)
+            self.record.meta_data.update(metadata)
         if tags:
             self.record.tags.extend(t for t in tags if t not in self.record.tags)
         if input is not None:
-            self.record.input = input
+            self.record.input_data = input
 
-    def on_commit(self, finalizer: Finalizer) -> None:
-        """Run ``finalizer(session, tree)`` in the transaction that stores this trace."""
-        self.finalizers.append(finalizer)
-
-    def update_row_on_commit(
-        self, table: str, row_id: uuid.UUID, compute: Callable[[TraceTree], dict[str, Any]]
-    ) -> None:
-        """Set ``compute(tree)`` on row ``row_id`` of ``table`` in the transaction that stores
-        this trace (batched with other traces' updates of the same columns)."""
-        self.row_updates.append(RowUpdate(table, row_id, compute))
+    def record_run(self, outcome: RunOutcome) -> None:
+        """Set the run row this trace stands for (``record.run_id``) to ``outcome(tree)``, in
+        the transaction that stores the trace (batched with other traces' run rows)."""
+        self.run_outcome = outcome
 
     def add_evaluation(
         self,
@@ -129,7 +120,7 @@ class TraceHandle:
             reason=reason,
             span_id=span_id,
             status=status,
-            metadata=metadata or {},
+            meta_data=metadata or {},
             created_at=datetime.now(UTC),
         )
         self.evaluations.append(record)
@@ -154,13 +145,13 @@ class SpanHandle:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return self.record.metadata
+        return self.record.meta_data
 
     def set_output(self, output: Any) -> None:
-        self.record.output = output
+        self.record.output_data = output
 
     def set_input(self, value: Any) -> None:
-        self.record.input = value
+        self.record.input_data = value
 
     def update(
         self,
@@ -170,7 +161,7 @@ class SpanHandle:
         provider: str | None = None,
     ) -> None:
         if metadata:
-            self.record.metadata.update(metadata)
+            self.record.meta_data.update(metadata)
         if model is not None:
             self.record.model = model
         if provider is not None:
@@ -303,8 +294,8 @@ class Tracer:
             name=name,
             trace_type=trace_type,
             start_time=clock.wall,
-            input=input,
-            metadata=dict(metadata or {}),
+            input_data=input,
+            meta_data=dict(metadata or {}),
             tags=list(tags or []),
             user_id=user_id,
             project_id=project_id,
@@ -333,8 +324,7 @@ class Tracer:
                     trace=record,
                     spans=handle.spans,
                     evaluations=handle.evaluations,
-                    finalizers=handle.finalizers,
-                    row_updates=handle.row_updates,
+                    run_outcome=handle.run_outcome,
                     export=handle.export,
                     export_project=handle.export_project,
                 )
@@ -378,8 +368,8 @@ class Tracer:
             name=name,
             type=type,
             start_time=start,
-            input=input,
-            metadata=dict(metadata or {}),
+            input_data=input,
+            meta_data=dict(metadata or {}),
             model=model,
             provider=provider,
         )
@@ -471,13 +461,13 @@ class Tracer:
                     name=span_name,
                     type=type,
                     start_time=start,
-                    input=bound_input(args, kwargs),
+                    input_data=bound_input(args, kwargs),
                 )
                 token = _current_span.set(SpanHandle(record))
                 try:
                     result = fn(*args, **kwargs)
                     if capture_output:
-                        record.output = result
+                        record.output_data = result
                     return result
                 except BaseException as exc:
                     record.status, record.error = "error", error_info(exc)

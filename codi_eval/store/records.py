@@ -1,4 +1,9 @@
-"""Plain records the tracer produces and sinks persist: a finished trace with its spans."""
+"""The trace record: one type for a trace, its spans and its evaluations.
+
+The tracer produces these records, the store writes them (:meth:`row`), the API serialises
+them and the Opik exporter maps them — each in one place. Field names are the columns' (and
+the API's): ``input_data``, ``output_data``, ``meta_data``, as the seed named them for traces.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,10 @@ import dataclasses
 import functools
 import re
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, TypeVar
 
 # Values under keys like these never reach a trace (the seed's users bring their own keys).
 # Anchored at the end so counts such as "tokens" or "total_tokens" are not mistaken for one.
@@ -65,8 +67,36 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     return info
 
 
-@dataclass
-class SpanRecord:
+R = TypeVar("R", bound="_Record")
+
+
+class _Record:
+    """Rows in and out: :meth:`row` for a write, :meth:`from_row` for a read."""
+
+    __slots__ = ()
+    _json: tuple[str, ...] = ()  # JSON columns: made JSON-safe (and redacted) on the way in
+    _limits: dict[str, int] = {}  # text columns with a length limit
+
+    def row(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name in self._json:
+                value = jsonable(value)
+            elif f.name in self._limits and isinstance(value, str):
+                value = value[: self._limits[f.name]]
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_row(cls: type[R], row: Mapping[str, Any] | Any) -> R:
+        data = row if isinstance(row, Mapping) else row._mapping
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(slots=True)
+class SpanRecord(_Record):
     id: uuid.UUID
     trace_id: uuid.UUID
     parent_span_id: uuid.UUID | None
@@ -75,9 +105,9 @@ class SpanRecord:
     start_time: datetime
     end_time: datetime | None = None
     duration_ms: float | None = None
-    input: Any = None
-    output: Any = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    input_data: Any = None
+    output_data: Any = None
+    meta_data: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     provider: str | None = None
     prompt_tokens: int | None = None
@@ -87,32 +117,12 @@ class SpanRecord:
     status: str = "ok"
     error: dict[str, Any] | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "trace_id": self.trace_id,
-            "parent_span_id": self.parent_span_id,
-            "name": self.name[:255],
-            "type": self.type,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "duration_ms": self.duration_ms,
-            "input": jsonable(self.input),
-            "output": jsonable(self.output),
-            "meta_data": jsonable(self.metadata),
-            "model": self.model,
-            "provider": self.provider,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "cost": self.cost,
-            "status": self.status,
-            "error": self.error,
-        }
+    _json = ("input_data", "output_data", "meta_data")
+    _limits = {"name": 255}
 
 
-@dataclass
-class EvaluationRecord:
+@dataclass(slots=True)
+class EvaluationRecord(_Record):
     id: uuid.UUID
     trace_id: uuid.UUID
     metric_name: str
@@ -120,34 +130,24 @@ class EvaluationRecord:
     reason: str | None = None
     span_id: uuid.UUID | None = None
     status: str = "ok"
-    metadata: dict[str, Any] = field(default_factory=dict)
+    meta_data: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "metric_name": self.metric_name[:100],
-            "score": self.score,
-            "reason": self.reason,
-            "status": self.status,
-            "meta_data": jsonable(self.metadata),
-            "created_at": self.created_at,
-        }
+    _json = ("meta_data",)
+    _limits = {"metric_name": 100}
 
 
-@dataclass
-class TraceRecord:
+@dataclass(slots=True)
+class TraceRecord(_Record):
     id: uuid.UUID
     name: str
     trace_type: str
     start_time: datetime
     end_time: datetime | None = None
     duration_ms: int | None = None
-    input: Any = None
-    output: Any = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    input_data: Any = None
+    output_data: Any = None
+    meta_data: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     user_id: int | None = None
     project_id: int | None = None
@@ -155,54 +155,30 @@ class TraceRecord:
     run_id: uuid.UUID | None = None
     status: str = "ok"
     error: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+    _json = ("input_data", "output_data", "meta_data")
+    _limits = {"name": 255, "trace_type": 50}
 
     def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "user_id": self.user_id,
-            "project_id": self.project_id,
-            "parent_trace_id": self.parent_trace_id,
-            "run_id": self.run_id,
-            "trace_type": self.trace_type[:50],
-            "name": self.name[:255],
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "duration_ms": self.duration_ms,
-            "input_data": jsonable(self.input),
-            "output_data": jsonable(self.output),
-            "meta_data": jsonable(self.metadata),
-            "tags": list(self.tags),
-            "status": self.status,
-            "error": self.error,
-            "created_at": self.end_time or self.start_time,
-        }
+        out = _Record.row(self)
+        out["tags"] = list(self.tags or [])
+        out["created_at"] = self.created_at or self.end_time or self.start_time
+        return out
 
 
-# Statements that must commit atomically with a trace (e.g. the runner's run row); they
-# see the finished tree, so they can record its outcome.
-Finalizer = Callable[["AsyncSession", "TraceTree"], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class RowUpdate:
-    """Values for one row of ``table``, computed from the finished tree at commit time.
-
-    Updates of the same table and columns across a batch go out as one executemany.
-    """
-
-    table: str
-    row_id: uuid.UUID
-    compute: Callable[[TraceTree], dict[str, Any]]
+# The run row a trace stands for gets these values, computed from the finished tree in the
+# transaction that stores it (so a run row and its trace are never half-written).
+RunOutcome = Callable[["TraceTree"], dict[str, Any]]
 
 
 @dataclass
 class TraceTree:
-    """A finished trace with everything under it; a sink writes it in one transaction."""
+    """A finished trace with everything under it; the store writes it in one transaction."""
 
     trace: TraceRecord
     spans: list[SpanRecord] = field(default_factory=list)
     evaluations: list[EvaluationRecord] = field(default_factory=list)
-    finalizers: list[Finalizer] = field(default_factory=list)
-    row_updates: list[RowUpdate] = field(default_factory=list)
+    run_outcome: RunOutcome | None = None
     export: bool = False  # queue a copy for Opik in the same transaction
     export_project: str | None = None
