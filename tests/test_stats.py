@@ -1,4 +1,5 @@
-"""Statistics behind A/B decisions: known answers, calibration over fixed seeds, properties."""
+"""Statistics behind A/B decisions: known answers, parity with scipy and statsmodels,
+calibration over fixed seeds, and properties."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats as sps
 
 from codi_eval.analysis import (
     bootstrap_ci,
@@ -37,6 +39,15 @@ def binomial_tolerance(p: float, trials: int, z: float = 3.5) -> float:
 def paired_rows(diffs: np.ndarray) -> tuple[list[float], list[float]]:
     """Cells a = 0 and b = diffs, one repeat per item: item i differs by diffs[i]."""
     return [0.0] * len(diffs), [float(d) for d in diffs]
+
+
+def brute_force_sign_flip_p(diffs: np.ndarray, delta: float = 0.0) -> float:
+    """Every sign vector, counted directly: P(|sum s (d - delta)| >= |sum (d - delta)|)."""
+    d = np.asarray(diffs, dtype=np.float64) - delta
+    n = d.size
+    signs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+    observed = abs(d.sum())
+    return float(np.mean(np.abs(signs @ d) >= observed - 1e-12 * np.abs(d).sum()))
 
 
 # --------------------------------------------------------------------------- known answers
@@ -165,9 +176,12 @@ def test_bootstrap_ci_is_seeded_and_accepts_any_statistic() -> None:
     values = np.random.default_rng(3).exponential(size=80)
     first = bootstrap_ci(values, np.median, seed=1)
     assert first == bootstrap_ci(values, np.median, seed=1)
-    assert first.low < float(np.median(values)) < first.high
+    assert first.method.startswith("BCa")
+    assert first.low < float(np.median(values)) < first.high  # type: ignore[operator]
     trimmed = bootstrap_ci(values, lambda x: float(np.sort(x)[5:-5].mean()), n_boot=300)
     assert trimmed.low is not None and trimmed.low < trimmed.high  # type: ignore[operator]
+    constant = bootstrap_ci([2.0, 2.0, 2.0])
+    assert (constant.low, constant.high) == (2.0, 2.0)
 
 
 @pytest.mark.parametrize(("effect", "n"), [(0.8, 15), (0.5, 34), (0.2, 199)])
@@ -182,6 +196,64 @@ def test_power_and_minimum_detectable_effect_agree() -> None:
     assert mde is not None and paired_t_power(mde / 2.0, 34) == pytest.approx(0.8, abs=1e-6)
     assert minimum_detectable_effect(1, 1.0) is None
     assert minimum_detectable_effect(30, 0.0) is None
+
+
+# --------------------------------------------------------------------------- parity
+
+
+def test_sign_flip_p_matches_scipy_permutation_test_and_brute_force() -> None:
+    rng = np.random.default_rng(8)
+    cases = [rng.normal(0.4, 1.0, n) for n in (3, 6, 9, 12)]
+    cases.append(np.round(rng.normal(0.3, 1.0, 10), 1))  # rounded: many tied subset sums
+    cases.append(np.array([0.0, 0.5, 0.5, 1.0, -0.5, 0.0, 1.0]))
+    for d in cases:
+        ours = paired_comparison(*paired_rows(d)).p_value
+        reference = sps.permutation_test(
+            (d,), lambda x, axis=-1: np.mean(x, axis=axis), permutation_type="samples",
+            n_resamples=np.inf,
+        ).pvalue  # fmt: skip
+        assert ours == pytest.approx(min(1.0, reference), abs=1e-12)
+        assert ours == pytest.approx(brute_force_sign_flip_p(d), abs=1e-12)
+
+
+def test_paired_t_power_and_required_n_match_statsmodels() -> None:
+    power_module = pytest.importorskip("statsmodels.stats.power")
+    reference = power_module.TTestPower()
+    for d in (0.1, 0.35, 0.8, 1.6):
+        for n in (2, 5, 13, 60, 400):
+            expected = reference.power(d, n, 0.05, alternative="two-sided")
+            if math.isnan(expected):  # statsmodels hits scipy's NaN far in nct's lower tail
+                expected = 1.0
+            assert paired_t_power(d, n) == pytest.approx(expected, abs=1e-10)
+        solved = reference.solve_power(d, nobs=None, alpha=0.05, power=0.8)
+        assert required_n(d, 1.0) == max(2, math.ceil(solved))
+
+
+def test_holm_and_mean_ci_match_statsmodels() -> None:
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    weightstats = pytest.importorskip("statsmodels.stats.weightstats")
+    p = np.random.default_rng(5).uniform(0, 0.2, 12)
+    assert holm(p) == pytest.approx(list(multitest.multipletests(p, method="holm")[1]), abs=1e-15)
+    x = np.random.default_rng(6).normal(3, 2, 25)
+    low, high = weightstats.DescrStatsW(x).tconfint_mean(alpha=0.05)
+    ci = mean_ci(x)
+    assert (ci.low, ci.high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_icc_matches_a_statsmodels_two_way_anova() -> None:
+    pytest.importorskip("statsmodels")
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    m = np.random.default_rng(9).normal(size=(12, 3)) + np.arange(12)[:, None] * 0.3
+    long = pd.DataFrame(
+        [(i, j, m[i, j]) for i in range(12) for j in range(3)], columns=["item", "rater", "y"]
+    )
+    table = anova_lm(smf.ols("y ~ C(item) + C(rater)", data=long).fit())
+    msr, msc, mse = table["mean_sq"].iloc[0], table["mean_sq"].iloc[1], table["mean_sq"].iloc[2]
+    n, k = m.shape
+    expected = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    assert icc(m) == pytest.approx(expected, abs=1e-10)
 
 
 # --------------------------------------------------------------------------- data handling
