@@ -27,8 +27,11 @@ from codi_eval.analysis import (
     spearman,
     t_quantile,
 )
+from codi_eval.analysis.reliability import retest_statistics
 from codi_eval.analysis.stats import (
     EXACT_MAX_N,
+    ICC_MIN_ITEMS,
+    icc_with_reason,
     sign_flip_min_n,
     sign_flip_power,
 )
@@ -111,8 +114,33 @@ def test_icc_drops_incomplete_items_and_reports_undefined_as_none() -> None:
     with_gap = [*SHROUT_FLEISS, [5, NAN, 3, 4]]
     assert icc(pd.DataFrame(with_gap)) == pytest.approx(icc(SHROUT_FLEISS))
     assert icc([[1, 1], [2, 2], [3, 3]]) == pytest.approx(1.0)
-    assert icc([[3, 3], [3, 3]]) is None
+    value, reason = icc_with_reason([[3, 3], [3, 3], [3, 3]])
+    assert value is None and reason is not None and "do not vary" in reason
     assert icc([[1, 2, 3]]) is None
+
+
+def test_icc_refuses_fewer_than_three_complete_items_and_says_why() -> None:
+    # Two items: the estimate is unbounded below (this matrix gave -35.2; the issue saw -3.82).
+    two = [[1.0, 2.0], [2.1, 1.2], [5.0, NAN]]
+    value, reason = icc_with_reason(two)
+    assert value is None and icc(two) is None
+    assert reason == (
+        f"ICC(2,1) needs at least {ICC_MIN_ITEMS} items rated by every rater; 2 of 3 are complete"
+    )
+    # From three items on the estimate is bounded below by -1 / (k - 1 - k/n).
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        k = int(rng.integers(2, 5))
+        three = rng.normal(size=(3, k))
+        assert icc(three) >= -1.0 / (k - 1 - k / 3) - 1e-9  # type: ignore[operator]
+
+
+def test_judge_retest_verdict_says_why_icc_is_missing() -> None:
+    # Two summaries scored on both repeats, a third only once: too few complete items.
+    stats = retest_statistics(np.array([[0.2, 0.4], [0.8, 0.5], [0.6, NAN]]))
+    assert stats["icc"] is None
+    assert stats["icc_reason"].startswith("ICC(2,1) needs at least 3 items")
+    assert stats["alpha"] is not None  # Krippendorff's alpha handles the missing score
 
 
 # Krippendorff (2011) "Computing Krippendorff's alpha-reliability": 4 coders x 12 units.

@@ -33,12 +33,14 @@ from scipy import stats as sps
 
 __all__ = [
     "EXACT_MAX_N",
+    "ICC_MIN_ITEMS",
     "ConfidenceInterval",
     "PairedComparison",
     "bootstrap_ci",
     "compare_many",
     "holm",
     "icc",
+    "icc_with_reason",
     "krippendorff_alpha",
     "mean_ci",
     "minimum_detectable_effect",
@@ -914,6 +916,14 @@ def compare_many(
 
 # --------------------------------------------------------------------------- reliability
 
+#: Fewest complete items for which :func:`icc` reports a value. ICC(2,1) estimates the
+#: between-item variance from n items (n - 1 degrees of freedom). With 2 items and 2 raters
+#: its denominator MSR + (k - 1 - k/n) MSE + k MSC / n loses the MSE term, so the estimate
+#: is unbounded below (two items gave -3.82); from 3 items on it is bounded below by
+#: -1 / (k - 1 - k/n). Three is a floor, not a recommendation: a reliability study wants
+#: dozens of items (Koo & Li 2016 suggest at least 30).
+ICC_MIN_ITEMS = 3
+
 
 def _matrix(matrix: ArrayLike) -> FloatArray:
     m = np.asarray(matrix, dtype=np.float64)
@@ -922,32 +932,43 @@ def _matrix(matrix: ArrayLike) -> FloatArray:
     return m
 
 
+def icc_with_reason(matrix: ArrayLike) -> tuple[float | None, str | None]:
+    """:func:`icc` and, when it is ``None``, a sentence saying why (else ``None``)."""
+    m = _matrix(matrix)
+    complete = m[~np.isnan(m).any(axis=1)]
+    n, k = complete.shape
+    if k < 2:
+        return None, f"ICC(2,1) needs at least 2 raters or repeats per item, got {k}"
+    if n < ICC_MIN_ITEMS:
+        return None, (
+            f"ICC(2,1) needs at least {ICC_MIN_ITEMS} items rated by every rater; "
+            f"{n} of {m.shape[0]} are complete"
+        )
+    grand = complete.mean()
+    ss_rows = k * float(((complete.mean(axis=1) - grand) ** 2).sum())
+    ss_cols = n * float(((complete.mean(axis=0) - grand) ** 2).sum())
+    ss_error = float(((complete - grand) ** 2).sum()) - ss_rows - ss_cols
+    msr = ss_rows / (n - 1)
+    msc = ss_cols / (k - 1)
+    mse = max(ss_error, 0.0) / ((n - 1) * (k - 1))
+    denominator = msr + (k - 1) * mse + k * (msc - mse) / n
+    if denominator <= 1e-12 * max(1.0, float((complete**2).mean())):
+        return None, "ICC(2,1) is undefined: the scores do not vary (0/0)"
+    return (msr - mse) / denominator, None
+
+
 def icc(matrix: ArrayLike) -> float | None:
     """ICC(2,1): two-way random effects, absolute agreement, single rater (Shrout & Fleiss).
 
     ``matrix`` is items x raters (rows are items; columns are judges, or repeats of one
     judge); a DataFrame works. Items with any missing value (NaN/None) are dropped, since
-    the two-way ANOVA needs a complete table. ``None`` when fewer than 2 complete items or
-    2 raters remain, or when every value is identical (the ratio is 0/0).
+    the two-way ANOVA needs a complete table. ``None`` when fewer than ``ICC_MIN_ITEMS``
+    (3) complete items or 2 raters remain, or when every value is identical (the ratio is
+    0/0); :func:`icc_with_reason` says which.
 
     ICC(2,1) = (MSR - MSE) / (MSR + (k-1) MSE + k (MSC - MSE) / n).
     """
-    m = _matrix(matrix)
-    m = m[~np.isnan(m).any(axis=1)]
-    n, k = m.shape
-    if n < 2 or k < 2:
-        return None
-    grand = m.mean()
-    ss_rows = k * float(((m.mean(axis=1) - grand) ** 2).sum())
-    ss_cols = n * float(((m.mean(axis=0) - grand) ** 2).sum())
-    ss_error = float(((m - grand) ** 2).sum()) - ss_rows - ss_cols
-    msr = ss_rows / (n - 1)
-    msc = ss_cols / (k - 1)
-    mse = max(ss_error, 0.0) / ((n - 1) * (k - 1))
-    denominator = msr + (k - 1) * mse + k * (msc - mse) / n
-    if denominator <= 1e-12 * max(1.0, float((m**2).mean())):
-        return None
-    return (msr - mse) / denominator
+    return icc_with_reason(matrix)[0]
 
 
 def krippendorff_alpha(
