@@ -45,7 +45,7 @@ from codi_eval.analysis.frames import (
     resolve_experiment,
     runs_frame,
 )
-from codi_eval.analysis.stats import icc, krippendorff_alpha, spearman
+from codi_eval.analysis.stats import icc_with_reason, krippendorff_alpha, spearman
 from codi_eval.errors import InputError
 from codi_eval.ids import uuid7
 from codi_eval.store.engine import Store
@@ -109,6 +109,8 @@ class JudgeCheck:
     agreement: list[JudgeAgreement]
     icc_across_judges: float | None
     scores: pd.DataFrame = field(repr=False)
+    #: Why ``icc_across_judges`` is ``None`` (e.g. too few summaries every judge scored).
+    icc_across_judges_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields (without the per-judgement ``scores`` table)."""
@@ -128,7 +130,11 @@ class JudgeCheck:
             rho = "n/a" if a.spearman is None else f"{a.spearman:+.3f}"
             lines.append(f"{a.judge_a} vs {a.judge_b}: Spearman of summary means {rho} (n = {a.n})")
         if len(self.judges) > 1:
-            value = "n/a" if self.icc_across_judges is None else f"{self.icc_across_judges:.3f}"
+            value = (
+                f"{self.icc_across_judges:.3f}"
+                if self.icc_across_judges is not None
+                else f"n/a ({self.icc_across_judges_reason or 'undefined'})"
+            )
             lines.append(f"ICC(2,1) across judges: {value}")
         return lines
 
@@ -140,17 +146,22 @@ def retest_statistics(matrix: np.ndarray) -> dict[str, Any]:
     summaries with at least two scores) and ``perfect`` (every summary got the same score on
     every repeat). When ``perfect``, ``icc`` and ``alpha`` are ``None``: a constant judge has
     no retest error to measure, and with no variation at all the ratios are undefined.
+    ``icc_reason`` says why ``icc`` is ``None`` otherwise (e.g. fewer than
+    :data:`~codi_eval.analysis.stats.ICC_MIN_ITEMS` summaries scored on every repeat).
     """
     m = np.asarray(matrix, dtype=np.float64)
     counts = (~np.isnan(m)).sum(axis=1) if m.size else np.zeros(0)
     rows = m[counts >= 2] if m.size else m
     if rows.size == 0 or m.shape[1] < 2:
-        return {"icc": None, "alpha": None, "mean_sd": None, "max_sd": None, "perfect": False}
+        return {"icc": None, "alpha": None, "mean_sd": None, "max_sd": None, "perfect": False,
+                "icc_reason": "no summary was scored twice"}  # fmt: skip
     sds = np.nanstd(rows, axis=1, ddof=1)
     max_sd = float(np.max(sds))
     perfect = max_sd <= _ZERO_SD
+    value, reason = (None, None) if perfect else icc_with_reason(m)
     return {
-        "icc": None if perfect else icc(m),
+        "icc": value,
+        "icc_reason": reason,
         "alpha": None if perfect else krippendorff_alpha(m, "interval"),
         "mean_sd": 0.0 if perfect else float(np.mean(sds)),
         "max_sd": 0.0 if perfect else max_sd,
@@ -174,8 +185,11 @@ def _verdict(stats: dict[str, Any], repeats: int, failed: int) -> str:
         )
     if stats["max_sd"] is None:
         return f"no summary was scored twice, so test-retest is unknown{failures}"
+    icc_text = _fmt(stats["icc"])
+    if stats["icc"] is None and stats.get("icc_reason"):
+        icc_text += f" ({stats['icc_reason']})"
     return (
-        f"test-retest ICC(2,1) = {_fmt(stats['icc'])}, Krippendorff's alpha = "
+        f"test-retest ICC(2,1) = {icc_text}, Krippendorff's alpha = "
         f"{_fmt(stats['alpha'])}, per-summary SD mean {_fmt(stats['mean_sd'])} / max "
         f"{_fmt(stats['max_sd'])}{failures}"
     )
@@ -350,12 +364,14 @@ async def judge_check(
         x, y = means[a].to_numpy(dtype=np.float64), means[b].to_numpy(dtype=np.float64)
         both = ~(np.isnan(x) | np.isnan(y))
         agreement.append(JudgeAgreement(a, b, int(both.sum()), spearman(x, y)))
-    across = icc(np.column_stack([means[n].to_numpy(dtype=np.float64) for n in names])) if len(
-        names) > 1 else None  # fmt: skip
+    across, across_reason = icc_with_reason(
+        np.column_stack([means[n].to_numpy(dtype=np.float64) for n in names])
+    ) if len(names) > 1 else (None, None)  # fmt: skip
     return JudgeCheck(
         experiment_id=str(exp.id), experiment_name=exp.name, check_id=check_id, metric=metric,
         repeats=repeats, n_summaries=len(order), recorded=len(evaluations), judges=reports,
         agreement=agreement, icc_across_judges=_finite(across), scores=scores,
+        icc_across_judges_reason=across_reason,
     )  # fmt: skip
 
 
