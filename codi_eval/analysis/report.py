@@ -97,7 +97,8 @@ def ab_comparisons(
 
 
 def plot_forest(comparisons: Sequence[tuple[str, PairedComparison]], metric: str) -> Figure:
-    """Forest plot: each pair's mean difference (b - a) with its bootstrap interval.
+    """Forest plot: each pair's mean difference (b - a) with its 95% interval (the inverted
+    sign-flip test).
 
     Pairs whose Holm-adjusted p-value is at most alpha are drawn filled; a dashed line
     marks no difference.
@@ -121,7 +122,7 @@ def plot_forest(comparisons: Sequence[tuple[str, PairedComparison]], metric: str
     ax.set_yticks(range(n))
     labels = [f"{c.label_b}  vs  {c.label_a}  [{factor}]" for factor, c in comparisons]
     ax.set_yticklabels(list(reversed(labels)) if labels else [""], fontsize=8)
-    ax.set_xlabel(f"difference in {metric} (b − a), 95% bootstrap CI")
+    ax.set_xlabel(f"difference in {metric} (b − a), 95% CI (inverted sign-flip test)")
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -243,8 +244,8 @@ def render_report(
     parts.append(f"<h2>A/B differences on {html.escape(metric)}</h2>")
     parts.append(
         '<p class="note">Every pair of cells that differ in exactly one factor, compared on '
-        "the same items (b − a, repeats averaged per item): mean difference with a 95% "
-        "bootstrap interval, sign-flip permutation p-value, Holm-adjusted over all pairs "
+        "the same items (b − a, repeats averaged per item): mean difference with the 95% "
+        "interval and the p-value of one sign-flip test, Holm-adjusted over all pairs "
         "shown. Highlighted rows are significant after adjustment. MDE is the smallest true "
         "difference this many items would detect with 80% power.</p>"
     )

@@ -9,7 +9,9 @@ Names the CODI app reads (``input_data``, ``output_data``, ``meta_data``,
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -24,6 +26,7 @@ from pydantic import (
     create_model,
 )
 
+from codi_eval.analysis.stats import PairedComparison
 from codi_eval.code_facts import SUPPORTED_LANGUAGES, accepted_language_names, canonical_language
 from codi_eval.experiments.results import CellResult
 
@@ -394,38 +397,26 @@ class CompareQuery(Query):
     )
 
 
-class Comparison(Response):
-    """Cell b against cell a, paired by dataset item; differences are b - a."""
+def _comparison_model() -> type[Response]:
+    """The comparison's response body, derived from :class:`PairedComparison` itself (its
+    fields, plus the verdict and the sentence ``to_dict`` adds), so the two cannot drift."""
+    hints = typing.get_type_hints(PairedComparison)
+    fields: dict[str, Any] = {
+        f.name: (hints[f.name], f.default if f.default is not dataclasses.MISSING else ...)
+        for f in dataclasses.fields(PairedComparison)
+    }
+    fields["significant"] = (bool, ...)
+    fields["summary"] = (str, Field(description="One line a reader can act on."))
+    model: type[Response] = create_model(
+        "Comparison",
+        __base__=Response,
+        __doc__="Cell b against cell a, paired by dataset item; differences are b - a.",
+        **fields,
+    )
+    return model
 
-    metric: str
-    label_a: str
-    label_b: str
-    n: int
-    mean_a: float | None
-    mean_b: float | None
-    mean_diff: float | None
-    ci_low: float | None
-    ci_high: float | None
-    ci_method: str
-    p_value: float | None
-    p_method: str
-    wins: int
-    ties: int
-    losses: int
-    sd_diff: float | None
-    effect_size: float | None
-    mde: float | None
-    alpha: float
-    power: float
-    only_a: int
-    only_b: int
-    missing_a: int
-    missing_b: int
-    max_repeats: int
-    p_adjusted: float | None = None
-    adjustment: str | None = None
-    significant: bool
-    summary: str = Field(description="One line a reader can act on.")
+
+Comparison = _comparison_model()
 
 
 # ------------------------------------------------------------------------------- prompts

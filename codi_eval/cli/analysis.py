@@ -35,7 +35,10 @@ def _p(value: float | None) -> str:
     help="Metric column: summary_quality, entity_density, rouge_l, ... or judge_score.",
 )
 @click.option(
-    "--seed", default=0, show_default=True, help="Seed of the bootstrap and permutations."
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Seed of the Monte Carlo sign flips (above 20 items) and power simulations.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @run_async
@@ -45,7 +48,7 @@ async def compare(
     """Paired A/B comparison of two cells of EXPERIMENT (id, id prefix or name).
 
     Runs are paired by dataset item (repeats averaged per item). Prints one summary line and
-    a table: n, means, difference with its 95% bootstrap CI, permutation p, wins/ties/losses,
+    a table: n, means, difference with its 95% CI and p from one sign-flip test, wins/ties/losses,
     effect size and the minimum detectable effect. An unknown cell exits 2 and lists the
     experiment's cells.
     """

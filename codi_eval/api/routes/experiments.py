@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from codi_eval.analysis.stats import paired_comparison
 from codi_eval.api import queries
@@ -113,7 +114,7 @@ async def get_experiment(request: web.Request, inputs: Inputs) -> ExperimentDeta
     query=CompareQuery,
     errors=(404,),
 )
-async def compare_cells(request: web.Request, inputs: Inputs) -> Comparison:
+async def compare_cells(request: web.Request, inputs: Inputs) -> BaseModel:
     q: CompareQuery = inputs.query
     exp = await _experiment(request, inputs.path.experiment_id)
     conn = await connection(request)
@@ -144,7 +145,7 @@ async def compare_cells(request: web.Request, inputs: Inputs) -> Comparison:
         for side in ("a", "b"):
             if row.cell_id == ids[side]:
                 values[side].append((str(row.dataset_item_id), row.repeat, row.value))
-    # Thousands of bootstrap resamples: off the event loop so other requests keep flowing.
+    # Up to a million sign flips and a power simulation: off the event loop.
     comparison = await asyncio.to_thread(
         paired_comparison, values["a"], values["b"], metric=q.metric, label_a=q.a, label_b=q.b
     )
