@@ -635,8 +635,8 @@ async def test_unexpected_errors_are_500_in_the_shape_and_logged_server_side(
 
 
 async def test_experiments_cells_and_paired_comparison(pg_api: Api) -> None:
+    from codi_eval.analysis.cells import cell_results
     from codi_eval.analysis.stats import paired_comparison
-    from codi_eval.experiments.results import cell_results
     from codi_eval.store.models import Run
 
     result = run_cli("run", "experiments/quickstart.yaml", "--json", db_url=pg_api.store.url)

@@ -26,12 +26,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import String, and_, cast, false, or_, select
+from sqlalchemy import String, and_, cast, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from codi_eval.analysis.stats import PairedComparison, compare_many, mean_ci, paired_comparison
+from codi_eval.analysis.cells import CellInfo, RunValues, aggregate_cells
+from codi_eval.analysis.stats import PairedComparison, compare_many, paired_comparison
 from codi_eval.errors import InputError
 from codi_eval.store.engine import Store
+from codi_eval.store.experiments import find_experiment, own_evaluation
 from codi_eval.store.models import (
     DatasetItem,
     Evaluation,
@@ -91,20 +93,12 @@ async def resolve_experiment(store: Store, experiment: ExperimentRef) -> Experim
     """
     if isinstance(experiment, Experiment):
         return experiment
-    from codi_eval.experiments.results import find_experiment
-
     return await find_experiment(store, str(experiment))
 
 
 def _spec_metrics(experiment: Experiment) -> list[str]:
     metrics = (experiment.spec or {}).get("metrics") or []
     return [str(m) for m in metrics]
-
-
-def _not_judge_check() -> ColumnElement[bool]:
-    """SQL for "this evaluation is one of the run's own scores, not a judge-check re-judgement"."""
-    flag = Evaluation.meta_data["judge_check"].as_boolean()
-    return or_(Evaluation.meta_data.is_(None), flag.is_(None), flag == false())
 
 
 def _text(column: Any) -> ColumnElement[str]:
@@ -181,8 +175,7 @@ async def runs_frame(store: Store, experiment: ExperimentRef) -> pd.DataFrame:
         .join(DatasetItem, DatasetItem.id == Run.dataset_item_id)
         .outerjoin(
             Evaluation,
-            and_(Evaluation.trace_id == Run.trace_id, Evaluation.status == "ok",
-                 Evaluation.score.is_not(None), _not_judge_check()),
+            and_(Evaluation.trace_id == Run.trace_id, own_evaluation()),
         )
         .where(Run.experiment_id == exp.id)
     )  # fmt: skip
@@ -239,13 +232,9 @@ def _runs_from_columns(
 # --------------------------------------------------------------------------- cells
 
 
-def _percentile(values: pd.Series, q: float) -> float:
-    clean = values.dropna().to_numpy(dtype=np.float64)
-    return float(np.percentile(clean, q)) if clean.size else float("nan")
-
-
 def summarize_cells(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Per-cell summary of a :func:`runs_frame`, one row per cell in the frame's cell order.
+    """Per-cell summary of a :func:`runs_frame` (or any filter of one), one row per cell in
+    the frame's cell order: :func:`codi_eval.analysis.cells.aggregate_cells` as a frame.
 
     Columns: ``cell, prompt, density_iterations, model, n`` (runs), ``succeeded, failed,
     pending`` (pending counts running too), ``judge_n, judge_mean, judge_ci_low,
@@ -255,37 +244,42 @@ def summarize_cells(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     finished run's cost is unknown), ``latency_p50_ms, latency_p95_ms`` (succeeded runs).
     """
     metrics = metric_columns(runs)
-    records: list[dict[str, Any]] = []
-    for cell, group in runs.groupby("cell", sort=False):
-        ok = group[group["status"] == "succeeded"]
-        n_failed = int((group["status"] == "failed").sum())
-        ci = mean_ci(ok["judge_score"].to_numpy(dtype=np.float64), alpha=alpha)
-        finished = group[group["status"].isin(["succeeded", "failed"])]
-        cost = float("nan") if finished["cost"].isna().any() else float(finished["cost"].sum())
-        first = group.iloc[0]
-        record: dict[str, Any] = {
-            "cell": cell,
-            "prompt": first["prompt"],
-            "density_iterations": int(first["density_iterations"]),
-            "model": first["model"],
-            "n": len(group),
-            "succeeded": len(ok),
-            "failed": n_failed,
-            "pending": len(group) - len(ok) - n_failed,
-            "judge_n": ci.n,
-            "judge_mean": ci.estimate,
-            "judge_ci_low": ci.low,
-            "judge_ci_high": ci.high,
-        }
-        for metric in metrics:
-            record[metric] = float(ok[metric].mean()) if ok[metric].notna().any() else float("nan")
-        record["failure_rate"] = n_failed / len(finished) if len(finished) else float("nan")
-        for col in ("prompt_tokens", "completion_tokens", "total_tokens"):
-            record[col] = int(group[col].sum(skipna=True))
-        record["cost"] = cost
-        record["latency_p50_ms"] = _percentile(ok["latency_ms"], 50)
-        record["latency_p95_ms"] = _percentile(ok["latency_ms"], 95)
-        records.append(record)
+    firsts = runs.drop_duplicates("cell")
+    cells = [
+        CellInfo(str(r["cell"]), str(r["prompt"]), int(r["density_iterations"]), str(r["model"]))
+        for r in firsts.to_dict("records")
+    ]
+
+    def number(value: Any) -> Any:
+        return None if value is None or value is pd.NA or pd.isna(value) else value
+
+    values = [
+        RunValues(
+            cell=str(row["cell"]),
+            status=str(row["status"]),
+            judge_score=number(row["judge_score"]),
+            latency_ms=number(row["latency_ms"]),
+            prompt_tokens=number(row["prompt_tokens"]),
+            completion_tokens=number(row["completion_tokens"]),
+            total_tokens=number(row["total_tokens"]),
+            cost=number(row["cost"]),
+            error_class=number(row["error_class"]),
+            metrics={m: float(row[m]) for m in metrics if number(row[m]) is not None},
+        )
+        for row in runs.to_dict("records")
+    ]
+    records = []
+    for r in aggregate_cells(cells, values, alpha=alpha):
+        records.append({
+            "cell": r.key, "prompt": r.prompt, "density_iterations": r.density_iterations,
+            "model": r.model, "n": r.runs, "succeeded": r.succeeded, "failed": r.failed,
+            "pending": r.pending, "judge_n": r.judge_n, "judge_mean": r.judge_mean,
+            "judge_ci_low": r.judge_ci_low, "judge_ci_high": r.judge_ci_high,
+            **{m: r.metrics.get(m) for m in metrics}, "failure_rate": r.failure_rate,
+            "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+            "total_tokens": r.total_tokens, "cost": r.cost,
+            "latency_p50_ms": r.latency_p50_ms, "latency_p95_ms": r.latency_p95_ms,
+        })  # fmt: skip
     columns = [
         "cell", "prompt", "density_iterations", "model", "n", "succeeded", "failed", "pending",
         "judge_n", "judge_mean", "judge_ci_low", "judge_ci_high", *metrics, "failure_rate",
@@ -293,7 +287,9 @@ def summarize_cells(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         "latency_p95_ms",
     ]  # fmt: skip
     frame = pd.DataFrame.from_records(records, columns=columns)
-    for col in ("judge_mean", "judge_ci_low", "judge_ci_high"):
+    floats = ["judge_mean", "judge_ci_low", "judge_ci_high", *metrics, "failure_rate", "cost",
+              "latency_p50_ms", "latency_p95_ms"]  # fmt: skip
+    for col in floats:
         frame[col] = pd.to_numeric(frame[col]).astype("float64")
     frame.attrs.update(runs.attrs)
     return frame

@@ -26,9 +26,9 @@ from pydantic import (
     create_model,
 )
 
+from codi_eval.analysis.cells import CellResult
 from codi_eval.analysis.stats import PairedComparison
 from codi_eval.code_facts import SUPPORTED_LANGUAGES, accepted_language_names, canonical_language
-from codi_eval.experiments.results import CellResult
 
 # PostgreSQL text and JSONB cannot hold NUL; published as a pattern so generated clients
 # (and schemathesis) know, and enforced by the validators below with a clear message.

@@ -10,9 +10,9 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Table
 from rich.text import Text
 
+from codi_eval.analysis.cells import CellResult, cell_results
 from codi_eval.cli import console, emit_json, out, run_async
 from codi_eval.cli.opik import sync_after_work
-from codi_eval.experiments.results import CellResult, cell_results
 from codi_eval.experiments.runner import Prepared, Runner, prepare
 from codi_eval.experiments.runner import Progress as RunProgress
 from codi_eval.experiments.spec import Spec, load_spec

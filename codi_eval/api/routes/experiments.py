@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from codi_eval.analysis.cells import cell_results
 from codi_eval.analysis.stats import paired_comparison
 from codi_eval.api import queries
 from codi_eval.api.auth import connection
@@ -23,7 +24,7 @@ from codi_eval.api.schemas import (
 )
 from codi_eval.api.state import SERVICES
 from codi_eval.errors import NotFound
-from codi_eval.experiments.results import cell_results, find_experiment
+from codi_eval.store.experiments import find_experiment
 from codi_eval.store.models import Experiment
 
 # What a reader of an experiment needs from its resolved spec (the rest is run tuning).
