@@ -26,7 +26,11 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from codi_eval.inputs import text_problem
 
 __all__ = [
     "ALLOWED_FIELDS",
@@ -87,44 +91,48 @@ class DatasetError(ValueError):
 
 # --------------------------------------------------------------------------- rows
 
+# What a row's field must be, in the words every error about it uses.
+_MUST = {
+    "id": "must be a non-empty string",
+    "language": "must be a non-empty string",
+    "code": "must be a non-empty string",
+    "instruction": "must be a non-empty string when present",
+    "reference": "must be a non-empty string when present",
+    "source": "must be a non-empty string or an object",
+}
 
-def _field_problems(row: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(field, message) for every way ``row`` is not a valid dataset row, in field order."""
-    problems: list[tuple[str, str]] = []
-    for key in row:
-        if key not in ALLOWED_FIELDS:
-            allowed = ", ".join(ALLOWED_FIELDS)
-            problems.append((str(key), f"unknown field; allowed fields are {allowed}"))
-    for key in ("id", "language", "code"):
-        if key not in row:
-            problems.append((key, "is required"))
-        elif not isinstance(row[key], str) or not row[key].strip():
-            problems.append((key, "must be a non-empty string"))
-    for key in ("instruction", "reference"):
-        value = row.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            problems.append((key, "must be a non-empty string when present"))
-    if "source" not in row:
-        problems.append(("source", "is required"))
-    else:
-        source = row["source"]
-        if isinstance(source, str):
-            if not source.strip():
-                problems.append(("source", "must be a non-empty string or an object"))
-        elif isinstance(source, Mapping):
-            problem = _json_value_problem(source)
-            if problem:
-                problems.append(("source", problem))
-        else:
-            problems.append(("source", "must be a non-empty string or an object"))
-    return problems
+
+class _Blank(ValueError):
+    """A string with nothing in it: reported as the field's own 'must be' message."""
+
+
+def _row_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    if not value.strip():
+        raise _Blank("blank")
+    return value
+
+
+def _json_source(value: Any) -> Any:
+    if isinstance(value, dict):
+        problem = _json_value_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+RowText = Annotated[str, AfterValidator(_row_text)]
 
 
 def _json_value_problem(value: Any, depth: int = 0) -> str | None:
-    """Why ``value`` cannot be written as standard JSON, or None when it can."""
+    """Why ``value`` cannot be written as standard JSON and stored, or None when it can."""
     if depth > 64:
         return "is nested too deeply"
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        return text_problem(value)
+    if value is None or isinstance(value, (bool, int)):
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else "contains a non-finite number"
@@ -132,7 +140,7 @@ def _json_value_problem(value: Any, depth: int = 0) -> str | None:
         for key, inner in value.items():
             if not isinstance(key, str):
                 return "object keys must be strings"
-            problem = _json_value_problem(inner, depth + 1)
+            problem = text_problem(key) or _json_value_problem(inner, depth + 1)
             if problem:
                 return problem
         return None
@@ -145,43 +153,28 @@ def _json_value_problem(value: Any, depth: int = 0) -> str | None:
     return f"contains a value JSON cannot hold ({type(value).__name__})"
 
 
-@dataclass(frozen=True)
-class DatasetItem:
+class DatasetItem(BaseModel):
     """One piece of code to summarise, with an optional instruction and reference summary.
 
-    Construction validates the fields (``ValueError`` naming the field otherwise), so every
-    item can be written back as a valid row. ``source`` is a JSON object (treat it as
-    read-only) or a string saying where the code came from.
+    The row's one declaration: construction validates every field (a pydantic
+    ``ValidationError``, which is a ``ValueError``, naming the field; :meth:`from_json`
+    says it in the loader's words), so every item can be written back as a valid row and stored —
+    no NUL characters or lone surrogates, no non-finite numbers in ``source``, which is a
+    JSON object (treat it as read-only) or a string saying where the code came from.
     """
 
-    id: str
-    language: str
-    code: str
-    source: dict[str, Any] | str
-    instruction: str | None = None
-    reference: str | None = None
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    def __post_init__(self) -> None:
-        problems = _field_problems(
-            {k: v for k, v in self._fields().items() if v is not None or k in REQUIRED_FIELDS}
-        )
-        if problems:
-            field, message = problems[0]
-            raise ValueError(f"field '{field}': {message}")
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "language": self.language,
-            "code": self.code,
-            "instruction": self.instruction,
-            "reference": self.reference,
-            "source": self.source,
-        }
+    id: RowText
+    language: RowText
+    code: RowText
+    instruction: RowText | None = None
+    reference: RowText | None = None
+    source: Annotated[dict[str, Any] | RowText, AfterValidator(_json_source)]
 
     def to_json(self) -> dict[str, Any]:
         """The row as a fresh JSON-ready dict in canonical key order; absent optionals omitted."""
-        row = {k: v for k, v in self._fields().items() if v is not None}
+        row = {k: v for k, v in self.model_dump().items() if v is not None}
         if isinstance(self.source, Mapping):
             row["source"] = json.loads(json.dumps(self.source))  # deep copy, callers may mutate
         return row
@@ -192,19 +185,36 @@ class DatasetItem:
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> DatasetItem:
         """An item from a parsed row; ``ValueError`` naming the first bad field otherwise."""
-        problems = _field_problems(row)
-        if problems:
-            field, message = problems[0]
-            raise ValueError(f"field '{field}': {message}")
-        source = row["source"]
-        return cls(
-            id=row["id"],
-            language=row["language"],
-            code=row["code"],
-            source=dict(source) if isinstance(source, Mapping) else source,
-            instruction=row.get("instruction"),
-            reference=row.get("reference"),
-        )
+        try:
+            return cls.model_validate(dict(row))
+        except ValidationError as exc:
+            field, message = _problems(exc)[0]
+            raise ValueError(f"field '{field}': {message}") from None
+
+
+def _problems(exc: ValidationError) -> list[tuple[str | None, str]]:
+    """One (field, message) per field at fault, in field order, in the loader's words."""
+    out: list[tuple[str | None, str]] = []
+    seen: set[str] = set()
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        field = str(loc[0]) if loc else None
+        if field is None or field in seen:
+            continue
+        seen.add(field)
+        kind = error["type"]
+        if kind == "missing":
+            message = "is required"
+        elif kind == "extra_forbidden":
+            message = f"unknown field; allowed fields are {', '.join(ALLOWED_FIELDS)}"
+        elif kind == "value_error" and not isinstance(
+            (error.get("ctx") or {}).get("error"), _Blank
+        ):
+            message = str(error["msg"]).removeprefix("Value error, ")
+        else:
+            message = _MUST.get(field, "is not valid")
+        out.append((field, message))
+    return out
 
 
 def _canonical(item: DatasetItem) -> str:
@@ -280,10 +290,10 @@ def _parse_row(
             return issue(f"invalid JSON: {exc if isinstance(exc, ValueError) else 'too deep'}")
         if not isinstance(obj, dict):
             return issue(f"expected a JSON object, got {_json_kind(obj)}")
-    problems = _field_problems(obj)
-    if problems:
-        return [DatasetIssue(location, message, line, field) for field, message in problems]
-    return DatasetItem.from_json(obj)
+    try:
+        return DatasetItem.model_validate(obj)
+    except ValidationError as exc:
+        return [DatasetIssue(location, message, line, field) for field, message in _problems(exc)]
 
 
 def _json_kind(value: Any) -> str:

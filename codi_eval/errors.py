@@ -30,3 +30,7 @@ class InputError(Exception):
 
 class NotFound(InputError):
     """A named thing (prompt version, experiment, cell) does not exist."""
+
+
+class StoreError(Exception):
+    """The store cannot be used as configured (bad URL, unreachable, schema behind). Exit 1."""

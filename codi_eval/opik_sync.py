@@ -15,9 +15,10 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codi_eval.settings import Settings
@@ -62,24 +63,25 @@ class SyncReport:
 
 
 async def opik_reachable(settings: Settings, timeout_s: float = 2.0) -> str | None:
-    """None when Opik's host accepts a connection, else why not.
+    """None when Opik answers its health check, else why not (within ``timeout_s``).
 
-    The SDK retries a refused connection for ~11 s per call; a plain TCP probe first lets a
-    run finish at once and leave its copies queued. Without OPIK_URL_OVERRIDE (the cloud or
-    ~/.opik.config) the SDK's own handling is trusted.
+    The SDK retries a refused connection, a 429 or a 5xx for ~11 s or more per call; asking
+    ``is-alive/ping`` first lets a run finish at once and leave its copies queued. Without
+    OPIK_URL_OVERRIDE (the cloud or ~/.opik.config) the SDK's own handling is trusted.
     """
-    from urllib.parse import urlsplit
+    import aiohttp
 
     if not settings.opik_url:
         return None
-    parts = urlsplit(settings.opik_url)
-    host = parts.hostname or "localhost"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    url = settings.opik_url.rstrip("/") + "/is-alive/ping"
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, TimeoutError) as exc:
-        return f"Opik is unreachable at {host}:{port} ({type(exc).__name__})"
-    writer.close()
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(url) as resp:
+                if resp.status != 200:
+                    return f"Opik answered {resp.status} at {settings.opik_url}"
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return f"Opik is unreachable at {settings.opik_url} ({type(exc).__name__})"
     return None
 
 
@@ -100,6 +102,9 @@ async def enqueue(
     else:
         existing.status = "pending"
         existing.project = project or existing.project
+        # A sync sending the older copy must not mark this newer one sent: drop its claim.
+        existing.claimed_by = None
+        existing.claim_expires_at = None
 
 
 async def outbox_status(store: Store) -> dict[str, Any]:
@@ -271,17 +276,15 @@ async def sync_outbox(
     timeout_s: float = 60.0,
     exporter_factory: Any = None,
 ) -> SyncReport:
-    """Send pending and failed outbox rows (up to ``limit`` per pass) and record the outcome."""
+    """Send pending and failed outbox rows (up to ``limit`` per pass) and record the outcome.
+
+    Rows are claimed first (like runs: ``claimed_by`` and an expiry), so any number of
+    syncs at once — a run's own, ``serve``'s background one, ``opik sync`` — send each row
+    once; a sync that dies leaves its claims to expire.
+    """
     report = SyncReport()
-    async with store.session() as session:
-        rows = (
-            await session.scalars(
-                select(OutboxEntry)
-                .where(OutboxEntry.status != "sent")
-                .order_by(OutboxEntry.id)
-                .limit(limit)
-            )
-        ).all()
+    owner = f"sync:{uuid.uuid4().hex[:12]}"
+    rows = await _claim(store, owner, limit, claim_s=timeout_s + 60)
     if not rows:
         return report
     if exporter_factory is None:
@@ -290,9 +293,15 @@ async def sync_outbox(
             async with store.transaction() as session:
                 await session.execute(
                     update(OutboxEntry)
-                    .where(OutboxEntry.id.in_([r.id for r in rows]))
+                    .where(
+                        OutboxEntry.id.in_([r.id for r in rows]), OutboxEntry.claimed_by == owner
+                    )
                     .values(
-                        status="failed", attempts=OutboxEntry.attempts + 1, last_error=unreachable
+                        status="failed",
+                        attempts=OutboxEntry.attempts + 1,
+                        last_error=unreachable,
+                        claimed_by=None,
+                        claim_expires_at=None,
                     )
                 )
             for row in rows:
@@ -303,7 +312,7 @@ async def sync_outbox(
         from codi_eval.opik_export import OpikExporter
 
         exporter_factory = OpikExporter
-    groups: dict[tuple[int | None, str | None], list[OutboxEntry]] = {}
+    groups: dict[tuple[int | None, str | None], list[Claimed]] = {}
     for row in sorted(rows, key=lambda r: (KIND_ORDER.get(r.kind, 9), r.id)):
         groups.setdefault((row.user_id, row.project or settings.opik_project), []).append(row)
     for (user_id, project), group in groups.items():
@@ -315,16 +324,64 @@ async def sync_outbox(
             functools.partial(exporter_factory, project_name=project, **creds)
         )
         try:
-            await _send_group(store, exporter, group, report, timeout_s)
+            await _send_group(store, exporter, group, report, timeout_s, owner)
         finally:
             await asyncio.to_thread(exporter.close)
     return report
 
 
+async def _claim(store: Store, owner: str, limit: int, *, claim_s: float) -> list[Claimed]:
+    now = utcnow()
+    async with store.transaction() as session:
+        ids = (
+            select(OutboxEntry.id)
+            .where(
+                OutboxEntry.status != "sent",
+                or_(OutboxEntry.claim_expires_at.is_(None), OutboxEntry.claim_expires_at < now),
+            )
+            .order_by(OutboxEntry.id)
+            .limit(limit)
+        )
+        if store.dialect == "postgresql":
+            ids = ids.with_for_update(skip_locked=True)
+        rows = (
+            await session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id.in_(ids.scalar_subquery()))
+                .values(claimed_by=owner, claim_expires_at=now + timedelta(seconds=claim_s))
+                .returning(
+                    OutboxEntry.id,
+                    OutboxEntry.kind,
+                    OutboxEntry.entity_id,
+                    OutboxEntry.user_id,
+                    OutboxEntry.project,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+    return sorted((Claimed(*r) for r in rows), key=lambda r: r.id)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row this sync holds."""
+
+    id: int
+    kind: str
+    entity_id: str
+    user_id: int | None
+    project: str | None
+
+
 async def _send_group(
-    store: Store, exporter: Any, group: list[OutboxEntry], report: SyncReport, timeout_s: float
+    store: Store,
+    exporter: Any,
+    group: list[Claimed],
+    report: SyncReport,
+    timeout_s: float,
+    owner: str,
 ) -> None:
-    queued: list[OutboxEntry] = []
+    queued: list[Claimed] = []
     errors: dict[int, str] = {}
     for row in group:
         try:
@@ -337,6 +394,11 @@ async def _send_group(
                     payload = await _experiment_payload(session, uuid.UUID(row.entity_id))
                     if payload is not None:
                         await asyncio.to_thread(_export_experiment, exporter, payload)
+                else:
+                    # Not sent, and never marked sent: a newer codi-eval may know it.
+                    raise ValueError(
+                        f"unknown outbox kind {row.kind!r}; this codi-eval cannot send it"
+                    )
             queued.append(row)
         except Exception as exc:  # OpikExportError, timeouts: keep the row for the next pass
             errors[row.id] = f"{type(exc).__name__}: {exc}"[:2000]
@@ -349,23 +411,28 @@ async def _send_group(
                 report.last_error = errors.get(row.id, problem)
                 await session.execute(
                     update(OutboxEntry)
-                    .where(OutboxEntry.id == row.id)
+                    .where(OutboxEntry.id == row.id, OutboxEntry.claimed_by == owner)
                     .values(
                         status="failed",
                         attempts=OutboxEntry.attempts + 1,
                         last_error=report.last_error,
+                        claimed_by=None,
+                        claim_expires_at=None,
                     )
                 )
             else:
                 report.sent[row.kind] += 1
+                # Only if still ours: a row re-queued meanwhile (new data) stays pending.
                 await session.execute(
                     update(OutboxEntry)
-                    .where(OutboxEntry.id == row.id)
+                    .where(OutboxEntry.id == row.id, OutboxEntry.claimed_by == owner)
                     .values(
                         status="sent",
                         attempts=OutboxEntry.attempts + 1,
                         sent_at=utcnow(),
                         last_error=None,
+                        claimed_by=None,
+                        claim_expires_at=None,
                     )
                 )
 

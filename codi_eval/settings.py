@@ -51,6 +51,9 @@ class Settings:
     api_summary_workers: int = 16
     api_request_timeout_s: float = 120.0
     api_body_timeout_s: float = 10.0
+    # Runs: a lease's length (renewed at a third of it), and how long a store may be away.
+    lease_s: float = 60.0
+    store_outage_s: float = 60.0
     # Workspaces a user may send traces to with the server's Opik key (the server's own
     # OPIK_WORKSPACE is always allowed); any workspace with the user's own key.
     opik_workspaces: tuple[str, ...] = ()
@@ -111,6 +114,8 @@ class Settings:
             api_summary_workers=_number(env, "CODI_EVAL_API_SUMMARY_WORKERS", 16, int),
             api_request_timeout_s=_number(env, "CODI_EVAL_API_REQUEST_TIMEOUT_S", 120.0, float),
             api_body_timeout_s=_number(env, "CODI_EVAL_API_BODY_TIMEOUT_S", 10.0, float),
+            lease_s=_number(env, "CODI_EVAL_LEASE_S", 60.0, float),
+            store_outage_s=_number(env, "CODI_EVAL_STORE_OUTAGE_S", 60.0, float),
             opik_workspaces=tuple(
                 w.strip()
                 for w in (env.get("CODI_EVAL_OPIK_WORKSPACES") or "").split(",")

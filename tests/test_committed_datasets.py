@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import platform
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ def test_committed_datasets_load_with_unique_ids_and_parseable_code():
         assert isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
         assert ast.get_docstring(function) is None and item.reference
     by_id = {i.id: i for i in stdlib}
-    assert all(replace(q, instruction=None) == by_id[q.id] for q in quick)
+    assert all(q.model_copy(update={"instruction": None}) == by_id[q.id] for q in quick)
     assert 3 <= sum(q.instruction is not None for q in quick) < len(quick)
 
 

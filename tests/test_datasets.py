@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,6 +72,34 @@ def test_loader_refuses_each_kind_of_bad_row(tmp_path: Path, line: str, expected
         load_jsonl(path)
 
 
+@pytest.mark.parametrize(
+    ("line", "field", "words"),
+    [
+        ('{"id": "a", "language": "python", "code": "x = 1\\u0000", "source": "s"}', "code", "NUL"),
+        (
+            '{"id": "a\\ud800", "language": "python", "code": "x = 1", "source": "s"}',
+            "id",
+            "surrogate",
+        ),
+        (
+            '{"id": "a", "language": "python", "code": "x = 1", "source": {"k": "\\udfff"}}',
+            "source",
+            "surrogate",
+        ),
+    ],
+)
+def test_rows_that_cannot_be_stored_are_refused_naming_line_and_field(
+    tmp_path: Path, line: str, field: str, words: str
+):
+    """A NUL in code was a DataError deep inside a PostgreSQL write; a lone surrogate was a
+    UnicodeEncodeError traceback. Both are the loader's errors now, before anything is stored."""
+    path = _write(tmp_path / "hostile.jsonl", _row(id="ok"), line)
+    with pytest.raises(DatasetError) as caught:
+        load_jsonl(path)
+    issue = caught.value.errors[0]
+    assert (issue.line, issue.field) == (2, field) and words in issue.message
+
+
 def test_loader_reports_invalid_utf8_and_missing_files(tmp_path: Path):
     path = tmp_path / "bytes.jsonl"
     path.write_bytes(_row().encode() + b"\n" + b'{"id": "\xff"}\n')
@@ -131,11 +158,15 @@ def test_item_construction_validates_and_to_json_omits_absent_fields():
     assert item.to_json() == {"id": "a", "language": "python", "code": "pass", "source": {"k": [1]}}
     item.to_json()["source"]["k"].append(2)
     assert item.source == {"k": [1]}
-    assert hash(item) == hash(replace(item))
+    assert hash(item) == hash(item.model_copy())
     with pytest.raises(ValueError, match="field 'id'"):
-        DatasetItem(id="", language="python", code="pass", source="s")
+        DatasetItem.from_json({"id": "", "language": "python", "code": "pass", "source": "s"})
     with pytest.raises(ValueError, match="field 'source'.*non-finite"):
-        DatasetItem(id="a", language="python", code="pass", source={"x": float("inf")})
+        DatasetItem.from_json(
+            {"id": "a", "language": "python", "code": "pass", "source": {"x": float("inf")}}
+        )
+    with pytest.raises(ValueError, match="id"):  # the constructor validates too
+        DatasetItem(id="", language="python", code="pass", source="s")
 
 
 def test_write_jsonl_refuses_duplicate_ids(tmp_path: Path):
@@ -147,7 +178,10 @@ def test_write_jsonl_refuses_duplicate_ids(tmp_path: Path):
 
 # --------------------------------------------------------------------------- properties
 
-_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+# Storable text: no lone surrogates and no NUL (PostgreSQL cannot hold it; both are refused).
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+)
 _nonblank = _text.filter(lambda s: s.strip() != "")
 _json = st.recursive(
     st.none()
@@ -224,7 +258,7 @@ def test_content_hash_changes_when_any_field_of_any_item_changes(items, data):
     field = data.draw(st.sampled_from(sorted(_changes)))
     value = data.draw(_changes[field].filter(lambda v: v != getattr(items[index], field)))
     changed = list(items)
-    changed[index] = replace(items[index], **{field: value})
+    changed[index] = items[index].model_copy(update={field: value})
     assert content_hash(changed) != content_hash(items)
 
 

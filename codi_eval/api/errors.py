@@ -14,9 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy import exc as sa_exc
 
 from codi_eval.api.http import error_response
+from codi_eval.store.faults import is_store_fault
 
 log = logging.getLogger("codi_eval.api")
 
@@ -71,23 +71,6 @@ def store_unavailable() -> ApiError:
         "the database is unreachable right now; retry later",
         headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
     )
-
-
-# A connection that dropped or never came, a pool with no free connection, a statement
-# cut by the server: the store is (for now) unusable, which is not the client's fault.
-STORE_FAULTS: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-    ConnectionError,
-)
-
-
-def is_store_fault(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, STORE_FAULTS)
 
 
 @web.middleware

@@ -11,13 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from codi_eval.analysis.cells import CellResult, cell_results
-from codi_eval.cli import console, emit_json, out, run_async
+from codi_eval.cli import Failed, console, emit_json, out, run_async
 from codi_eval.cli.opik import sync_after_work
 from codi_eval.experiments.runner import Prepared, Runner, prepare
 from codi_eval.experiments.runner import Progress as RunProgress
 from codi_eval.experiments.spec import Spec, load_spec
 from codi_eval.settings import get_settings
 from codi_eval.store.engine import Store
+from codi_eval.store.experiments import run_status
 
 
 class _Stats(ProgressColumn):
@@ -35,10 +36,17 @@ class _Stats(ProgressColumn):
         )
 
 
-def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, Any]:
+def estimate(
+    spec: Spec,
+    prepared: Prepared,
+    avg_code_tokens: int,
+    remaining: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """Model calls, tokens and cost a run would need (no model is called).
 
-    Prompt tokens are estimated as characters / 4 of each template plus the average code.
+    Only the runs still to do are counted (``remaining``: runs per cell key not finished;
+    every run of a new experiment). Prompt tokens are estimated as characters / 4 of each
+    template plus the average code.
     """
     from codi_eval.models.base import Usage
     from codi_eval.models.prices import cost_for
@@ -49,7 +57,7 @@ def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, 
     total_calls = total_prompt = total_completion = 0
     total_cost: float | None = 0.0
     for cell in prepared.cells:
-        runs = items * spec.repeats
+        runs = items * spec.repeats if remaining is None else remaining.get(cell.key, 0)
         calls = runs * (cell.density_iterations + 1)
         template = len(prepared.prompts[cell.prompt].template) // 4
         prompt_tokens = calls * (template + avg_code_tokens + spec.word_budget)
@@ -86,7 +94,8 @@ def estimate(spec: Spec, prepared: Prepared, avg_code_tokens: int) -> dict[str, 
         "dataset": str(spec.dataset_path),
         "items": items,
         "cells": cells,
-        "runs": prepared.runs_total,
+        "runs": sum(c["runs"] for c in cells),
+        "runs_total": prepared.runs_total,
         "model_calls": total_calls,
         "prompt_tokens": total_prompt,
         "completion_tokens": total_completion,
@@ -139,7 +148,9 @@ def results_table(results: list[CellResult]) -> Table:
 @click.command()
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option(
-    "--dry-run", is_flag=True, help="Print cells, counts, tokens and cost; call no model."
+    "--dry-run",
+    is_flag=True,
+    help="Print the runs still to do, calls, tokens and cost; call no model.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option(
@@ -152,21 +163,43 @@ def results_table(results: list[CellResult]) -> Table:
     "--new", is_flag=True, help="Start a new experiment even if one with this name exists."
 )
 @click.option("--no-cache", is_flag=True, help="Bypass the LLM response cache.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Run the failed runs again (each attempt is kept; the latest counts).",
+)
 @run_async
 async def run(
-    spec_file: str, dry_run: bool, as_json: bool, concurrency: int | None, new: bool, no_cache: bool
+    spec_file: str,
+    dry_run: bool,
+    as_json: bool,
+    concurrency: int | None,
+    new: bool,
+    no_cache: bool,
+    retry_failed: bool,
 ) -> None:
     """Run the experiment in SPEC (YAML): every cell × item × repeat, judged and traced.
 
-    Running the same spec again resumes it: finished runs are kept, the rest are run.
+    Running the same spec again resumes it: finished runs are kept, the rest are run. Any
+    number of `codi-eval run` processes (on any machines sharing a PostgreSQL store) can
+    work on one experiment at once: each run is done once.
+
+    \b
+    Exit status: 0 when every run succeeded; 1 when any failed or some are not done (the
+    summary says why and how to retry); 2 for a bad spec, dataset or flag.
     """
     settings = get_settings()
     spec = load_spec(spec_file)
     store = await Store.open(settings.database_url)
     try:
-        prepared = await prepare(store, spec, settings, new=new, create=not dry_run)
+        prepared = await prepare(
+            store, spec, settings, new=new, create=not dry_run, retry_failed=retry_failed
+        )
         if dry_run:
-            plan = estimate(spec, prepared, await _average_code_tokens(store, prepared))
+            remaining = (
+                None if prepared.created else await _remaining(store, prepared, retry_failed)
+            )
+            plan = estimate(spec, prepared, await _average_code_tokens(store, prepared), remaining)
             if as_json:
                 emit_json({"dry_run": True, **plan})
             else:
@@ -174,7 +207,7 @@ async def run(
             return
         exporting = _opik_export_enabled(spec, settings)
         started = time.monotonic()
-        pending = prepared.runs_total - prepared.runs_done
+        pending = prepared.runs_to_do
         if not as_json:
             verb = "created" if prepared.created else "resuming"
             console.print(
@@ -189,6 +222,8 @@ async def run(
             concurrency=concurrency,
             use_cache=False if no_cache else None,
             export_to_opik=exporting,
+            lease_s=settings.lease_s,
+            outage_s=settings.store_outage_s,
         )
         if not pending:
             state = runner.progress
@@ -208,12 +243,14 @@ async def run(
             with bar:
                 state = await runner.run()
         results = await cell_results(store, prepared.experiment.id)
+        counts, failures = await run_status(store, prepared.experiment.id)
         if exporting:
             await sync_after_work(store, settings, quiet=as_json)
     finally:
         await store.close()
-    succeeded = sum(r.succeeded for r in results)
-    failed = sum(r.failed for r in results)
+    succeeded = counts.get("succeeded", 0)
+    failed = counts.get("failed", 0)
+    not_done = prepared.runs_total - succeeded - failed
     summary = {
         "experiment_id": str(prepared.experiment.id),
         "name": spec.name,
@@ -221,11 +258,20 @@ async def run(
         "runs_total": prepared.runs_total,
         "runs_succeeded": succeeded,
         "runs_failed": failed,
+        "runs_not_done": not_done,
         "runs_executed_now": state.done,
         "model_calls": state.stats.model_calls,
         "cache_hits": state.stats.cache_hits,
         "retries": state.stats.retries,
         "errors": dict(state.stats.errors),
+        "failures": [
+            {"error_class": f.error_class, "runs": f.runs, "first_message": f.first_message}
+            for f in failures
+        ],
+        "stopped_models": [
+            {"model": m.model, "error_class": m.kind, "message": m.message, "fix": _fix(m)}
+            for m in runner.stopped.values()
+        ],
         "duration_s": round(time.monotonic() - started, 3),
         "cells": [r.to_dict() for r in results],
     }
@@ -234,9 +280,58 @@ async def run(
     else:
         out.print(results_table(results))
         out.print(
-            f"experiment {prepared.experiment.id}  ({succeeded} succeeded, {failed} failed; "
-            f"{state.stats.model_calls} model calls, {state.stats.cache_hits} cache hits)"
+            f"experiment {prepared.experiment.id}  ({succeeded} succeeded, {failed} failed"
+            + (f", {not_done} not done" if not_done else "")
+            + f"; {state.stats.model_calls} model calls, {state.stats.cache_hits} cache hits)"
         )
+    if failed or not_done:
+        raise Failed(_failure_text(spec_file, summary))
+
+
+def _fix(stopped: Any) -> str:
+    from codi_eval.models.registry import parse_model_name
+
+    return parse_model_name(stopped.model).fix_hint(stopped.kind)
+
+
+def _failure_text(spec_file: str, summary: dict[str, Any]) -> str:
+    """Why the experiment is not all green, and the command that carries on."""
+    lines = [
+        f"{summary['runs_failed']} of {summary['runs_total']} runs failed"
+        + (f" and {summary['runs_not_done']} are not done" if summary["runs_not_done"] else "")
+    ]
+    for f in summary["failures"]:
+        lines.append(f"  {f['error_class']} ({f['runs']} runs): {f['first_message'][:300]}")
+    for m in summary["stopped_models"]:
+        lines.append(
+            f"  stopped {m['model']} after its first calls failed with {m['error_class']} "
+            f"({m['message'][:200]}): {m['fix']}; its other runs were not started"
+        )
+    again = f"codi-eval run {spec_file}"
+    if summary["runs_failed"]:
+        lines.append(f"retry the failed runs with: {again} --retry-failed")
+    if summary["runs_not_done"]:
+        lines.append(f"run the rest with: {again}")
+    return "\n".join(lines)
+
+
+async def _remaining(store: Store, prepared: Prepared, retry_failed: bool) -> dict[str, int]:
+    """Runs per cell key not finished yet (failed ones too, with --retry-failed)."""
+    from sqlalchemy import func, select
+
+    from codi_eval.store.models import Run
+
+    todo = ["pending", "running", *(["failed"] if retry_failed else [])]
+    keys = {c.id: c.key for c in prepared.cells}
+    async with store.session() as session:
+        rows = (
+            await session.execute(
+                select(Run.cell_id, func.count())
+                .where(Run.experiment_id == prepared.experiment.id, Run.status.in_(todo))
+                .group_by(Run.cell_id)
+            )
+        ).all()
+    return {keys[cell_id]: int(n) for cell_id, n in rows}
 
 
 async def _average_code_tokens(store: Store, prepared: Prepared) -> int:

@@ -1,35 +1,58 @@
 """The experiment runner: a spec becomes stored cells and runs, executed concurrently.
 
 One run = one cell × dataset item × repeat. Runs are created ``pending`` when the
-experiment is created; a run is committed (trace, spans, evaluations and its own row, in
-one transaction) when it finishes, so a crash at any moment loses at most the runs in
-flight, and running the same spec again picks up exactly the runs that are not finished.
-Items and runs stream from the store page by page; memory holds what is in flight.
+experiment is created. A runner *claims* runs with a lease (:mod:`.leases`), so any number
+of runner processes on any number of machines share an experiment and do each run once; a
+dead runner's runs come back when its lease expires. A run is committed (trace, spans,
+evaluations and its own row, in one transaction) when it finishes, so a crash loses at most
+the runs in flight, and running the same spec again picks up exactly what is not done.
+
+What the infrastructure does is not a result: a store that goes away is waited for (within
+an outage budget) and otherwise stops the work cleanly; a run cut short by the store, or a
+model stopped because its configuration is wrong (no key), goes back to ``pending``; only
+what the model and judge really did becomes ``succeeded`` or ``failed``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
+import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codi_eval.errors import InputError
 from codi_eval.experiments.cache import ResponseCache
 from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy, run_stats
+from codi_eval.experiments.leases import (
+    DEFAULT_LEASE_S,
+    Work,
+    claim_runs,
+    held_elsewhere,
+    new_owner,
+    release_runs,
+    renew_leases,
+    requeue_failed,
+)
 from codi_eval.experiments.spec import Spec, spec_hash
 from codi_eval.ids import uuid7
+from codi_eval.models.base import ModelError
 from codi_eval.prompts import ensure_seeded, get_prompt, template_hash
 from codi_eval.settings import Settings
 from codi_eval.store.datasets import import_file
 from codi_eval.store.engine import Store
+from codi_eval.store.faults import DEFAULT_OUTAGE_S, StoreUnavailable, is_store_fault, retrying
 from codi_eval.store.models import (
     Dataset,
     DatasetItem,
@@ -42,7 +65,13 @@ from codi_eval.store.records import TraceTree
 from codi_eval.summarize import CoDSettings, PromptVersion, Summarizer
 from codi_eval.tracing import StoreSink, Tracer
 
-PAGE = 512
+log = logging.getLogger(__name__)
+
+# Error classes that say the configuration is wrong, not that the model had a bad moment.
+CONFIG_ERRORS = frozenset({"auth", "bad_request"})
+# A model whose first calls fail this many times with a configuration error, before any
+# succeeds, is stopped: its remaining runs stay pending until the configuration is fixed.
+FAIL_FAST_AFTER = 3
 
 
 class SpecChanged(InputError):
@@ -60,6 +89,10 @@ class Prepared:
     runs_done: int
     runs_failed: int
 
+    @property
+    def runs_to_do(self) -> int:
+        return self.runs_total - self.runs_done
+
 
 def sample_positions(count: int, n: int | None, seed: int) -> list[int]:
     """The same item positions every time for the same (count, n, seed)."""
@@ -69,12 +102,21 @@ def sample_positions(count: int, n: int | None, seed: int) -> list[int]:
 
 
 async def prepare(
-    store: Store, spec: Spec, settings: Settings, *, new: bool = False, create: bool = True
+    store: Store,
+    spec: Spec,
+    settings: Settings,
+    *,
+    new: bool = False,
+    create: bool = True,
+    retry_failed: bool = False,
 ) -> Prepared:
     """Resolve prompts and dataset, then find the experiment to resume or create it.
 
     Everything that can be wrong with the input is checked before anything is written
-    for the experiment (the dataset and prompt versions are immutable, so storing them is safe).
+    for the experiment (the dataset and prompt versions are immutable, so storing them is
+    safe). Creating is safe under concurrency: two processes that create the same
+    experiment at once get one — the second's insert conflicts and it resumes the first's.
+    With ``retry_failed`` the failed runs go back to pending (each attempt's trace stays).
     """
     from codi_eval.datasets import DatasetError
 
@@ -82,6 +124,12 @@ async def prepare(
         imported = await import_file(store, spec.dataset_path)
     except DatasetError as exc:
         raise InputError(str(exc), file=spec.path, field="dataset") from exc
+    if imported.dataset.item_count == 0:
+        raise InputError(
+            "the dataset has no items; an experiment over it would have no runs",
+            file=spec.path,
+            field="dataset",
+        )
     await ensure_seeded(store, settings.prompts_dir)
     prompts: dict[str, PromptVersion] = {}
     refs = [*spec.matrix.prompt, spec.final_prompt, spec.judge.prompt]
@@ -98,15 +146,40 @@ async def prepare(
         prompts[ref] = PromptVersion(prompt.ref, prompt.template)
     prompt_hashes = {ref: template_hash(p.template) for ref, p in prompts.items()}
     digest = spec_hash(spec.identity(), imported.dataset.content_hash, prompt_hashes)
+    for _ in range(3):
+        try:
+            return await _find_or_create(
+                store, spec, imported.dataset, prompts, prompt_hashes, digest,
+                new=new, create=create, retry_failed=retry_failed,
+            )  # fmt: skip
+        except IntegrityError:
+            # Another process created it a moment ago: resume theirs.
+            new = False
+    raise RuntimeError("the experiment could not be created or found")  # pragma: no cover
 
+
+async def _find_or_create(
+    store: Store,
+    spec: Spec,
+    dataset: Dataset,
+    prompts: dict[str, PromptVersion],
+    prompt_hashes: dict[str, str],
+    digest: str,
+    *,
+    new: bool,
+    create: bool,
+    retry_failed: bool,
+) -> Prepared:
     async with store.transaction() as session:
         same = await session.scalar(
             select(Experiment)
             .where(Experiment.name == spec.name, Experiment.spec_hash == digest)
-            .order_by(Experiment.created_at.desc())
+            .order_by(Experiment.generation.desc())
             .limit(1)
         )
         if same is not None and not new:
+            if retry_failed and create:
+                await requeue_failed(session, same.id)
             cells = list(
                 (
                     await session.scalars(
@@ -117,15 +190,11 @@ async def prepare(
                 ).all()
             )
             counts = await _status_counts(session, same.id)
+            failed = counts.get("failed", 0)
+            # A dry run with --retry-failed counts the failed runs as still to do.
+            done = counts.get("succeeded", 0) + (0 if retry_failed else failed)
             return Prepared(
-                same,
-                cells,
-                imported.dataset,
-                prompts,
-                False,
-                sum(counts.values()),
-                counts.get("succeeded", 0) + counts.get("failed", 0),
-                counts.get("failed", 0),
+                same, cells, dataset, prompts, False, sum(counts.values()), done, failed
             )
         other = await session.scalar(
             select(Experiment.id).where(Experiment.name == spec.name).limit(1)
@@ -137,6 +206,7 @@ async def prepare(
                 file=spec.path,
                 field="name",
             )
+        positions = sample_positions(dataset.item_count, spec.sample.n, spec.sample.seed)
         if not create:
             return Prepared(
                 Experiment(
@@ -144,7 +214,7 @@ async def prepare(
                     name=spec.name,
                     spec=spec.resolved(),
                     spec_hash=digest,
-                    dataset_id=imported.dataset.id,
+                    dataset_id=dataset.id,
                 ),
                 [
                     ExperimentCell(
@@ -156,35 +226,39 @@ async def prepare(
                     )
                     for i, c in enumerate(spec.cells())
                 ],
-                imported.dataset,
+                dataset,
                 prompts,
                 True,
-                len(spec.cells())
-                * len(
-                    sample_positions(imported.dataset.item_count, spec.sample.n, spec.sample.seed)
-                )
-                * spec.repeats,
+                len(spec.cells()) * len(positions) * spec.repeats,
                 0,
                 0,
             )
+        generation = await session.scalar(
+            select(func.max(Experiment.generation)).where(
+                Experiment.name == spec.name, Experiment.spec_hash == digest
+            )
+        )
         experiment = Experiment(
             id=uuid7(),
             name=spec.name,
             spec=spec.resolved(),
             spec_hash=digest,
             spec_path=spec.path,
-            dataset_id=imported.dataset.id,
+            dataset_id=dataset.id,
             prompt_hashes=prompt_hashes,
             status="created",
+            generation=0 if generation is None else generation + 1,
             meta_data={
                 "dataset": {
-                    "name": imported.dataset.name,
-                    "version": imported.dataset.version,
-                    "content_hash": imported.dataset.content_hash,
+                    "name": dataset.name,
+                    "version": dataset.version,
+                    "content_hash": dataset.content_hash,
                 }
             },
         )
         session.add(experiment)
+        # The unique (name, spec_hash, generation) decides a race here, before any run exists.
+        await session.flush()
         cells = [
             ExperimentCell(
                 id=uuid7(),
@@ -207,14 +281,13 @@ async def prepare(
         ]
         session.add_all(cells)
         await session.flush()
-        positions = sample_positions(imported.dataset.item_count, spec.sample.n, spec.sample.seed)
         item_ids: list[uuid.UUID] = []
         for start in range(0, len(positions), 1000):
             chunk = positions[start : start + 1000]
             rows = (
                 await session.execute(
                     select(DatasetItem.id, DatasetItem.position).where(
-                        DatasetItem.dataset_id == imported.dataset.id,
+                        DatasetItem.dataset_id == dataset.id,
                         DatasetItem.position.in_(chunk),
                     )
                 )
@@ -246,7 +319,7 @@ async def prepare(
         if batch:
             await session.execute(insert(Run), batch)
             total += len(batch)
-    return Prepared(experiment, cells, imported.dataset, prompts, True, total, 0, 0)
+    return Prepared(experiment, cells, dataset, prompts, True, total, 0, 0)
 
 
 async def _status_counts(session: AsyncSession, experiment_id: uuid.UUID) -> dict[str, int]:
@@ -266,6 +339,7 @@ class Progress:
     done_before: int = 0
     succeeded: int = 0
     failed: int = 0
+    released: int = 0  # runs given back (infrastructure, or a stopped model)
     started_at: float = field(default_factory=time.monotonic)
     stats: CallStats = field(default_factory=CallStats)
 
@@ -275,15 +349,13 @@ class Progress:
 
 
 @dataclass
-class _Work:
-    run_id: uuid.UUID
-    cell_id: uuid.UUID
-    repeat: int
-    item_key: str
-    language: str
-    code: str
-    instruction: str | None
-    reference: str | None
+class StoppedModel:
+    """A model stopped at once because its first calls failed with a configuration error."""
+
+    model: str
+    kind: str
+    message: str
+    failures: int
 
 
 class Runner:
@@ -299,6 +371,9 @@ class Runner:
         export_to_opik: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         sink: StoreSink | None = None,
+        owner: str | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        outage_s: float = DEFAULT_OUTAGE_S,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -308,15 +383,24 @@ class Runner:
         self.use_cache = spec.run.cache if use_cache is None else use_cache
         self.export = export_to_opik
         self.on_progress = on_progress
-        # Runs do not wait for their trace's commit: a run whose trace never lands stays
-        # 'running' and is simply run again on resume, and the slot is free for the next run.
-        self.sink = sink or StoreSink(store, wait_for_commit=False)
+        self.owner = owner or new_owner()
+        self.lease_s = lease_s
+        self.outage_s = outage_s
+        # Runs do not wait for their trace's commit: the slot is free for the next run, and
+        # a run whose trace never lands keeps its lease, which expires, so it is run again.
+        self.sink = sink or StoreSink(store, wait_for_commit=False, outage_s=outage_s)
         self.tracer = Tracer(self.sink)
         self.progress = Progress(total=prepared.runs_total, done_before=prepared.runs_done)
         self._models: dict[str, ManagedModel] = {}
         self._summarizers: dict[tuple[uuid.UUID, int], Summarizer] = {}
         self._cells = {c.id: c for c in prepared.cells}
         self._cache = ResponseCache(store)
+        self.stopped: dict[str, StoppedModel] = {}
+        self._config_failures: Counter[str] = Counter()
+        self._config_first: dict[str, tuple[str, str]] = {}
+        self._model_worked: set[str] = set()
+        self._stopped_cells: set[uuid.UUID] = set()
+        self.fatal: StoreUnavailable | None = None
 
     def managed(self, name: str) -> ManagedModel:
         if name not in self._models:
@@ -387,59 +471,80 @@ class Runner:
             )
         return self._summarizers[key]
 
-    async def _pending(self) -> AsyncIterator[list[_Work]]:
-        """Unfinished runs page by page; each page is marked running before it is handed out."""
-        last: uuid.UUID | None = None
+    # ------------------------------------------------------------------ running
+
+    async def _store(self, operation: Callable[[], Any], what: str) -> Any:
+        return await retrying(operation, what=what, url=self.store.url, outage_s=self.outage_s)
+
+    async def _claims(self, queue: asyncio.Queue[Work | None]) -> None:
+        """Claim runs while there are any, keeping the queue about one page ahead; then wait
+        for runs other workers hold, taking over any whose lease lapses, until none is left."""
         experiment_id = self.prepared.experiment.id
-        while True:
-            async with self.store.transaction() as session:
-                stmt = (
-                    select(
-                        Run.id,
-                        Run.cell_id,
-                        Run.repeat,
-                        DatasetItem.item_key,
-                        DatasetItem.language,
-                        DatasetItem.code,
-                        DatasetItem.instruction,
-                        DatasetItem.reference,
-                    )
-                    .join(DatasetItem, DatasetItem.id == Run.dataset_item_id)
-                    .where(
-                        Run.experiment_id == experiment_id, Run.status.in_(("pending", "running"))
-                    )
-                    .order_by(Run.id)
-                    .limit(PAGE)
+        try:
+            while True:
+                room = min(512, max(1, self.concurrency * 2 - queue.qsize()))
+                page = await self._store(
+                    functools.partial(
+                        claim_runs,
+                        self.store,
+                        experiment_id,
+                        self.owner,
+                        room,
+                        lease_s=self.lease_s,
+                        skip_cells=self._stopped_cells,
+                    ),
+                    "claiming runs",
                 )
-                if last is not None:
-                    stmt = stmt.where(Run.id > last)
-                rows = (await session.execute(stmt)).all()
-                if not rows:
-                    return
-                ids = [r[0] for r in rows]
-                await session.execute(
-                    update(Run).where(Run.id.in_(ids)).values(status="running", started_at=utcnow())
-                )
-            last = ids[-1]
-            yield [_Work(*r) for r in rows]
-
-    async def run(self) -> Progress:
-        experiment = self.prepared.experiment
-        async with self.store.transaction() as session:
-            await session.execute(
-                update(Experiment).where(Experiment.id == experiment.id).values(status="running")
-            )
-        queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
-
-        async def produce() -> None:
-            async for page in self._pending():
+                if not page:
+                    held, freed = await self._store(
+                        functools.partial(held_elsewhere, self.store, experiment_id, self.owner),
+                        "looking at other workers' runs",
+                    )
+                    if freed:
+                        continue  # a dead worker's runs: claim them now
+                    if not held or self.fatal is not None:
+                        return
+                    await asyncio.sleep(min(2.0, self.lease_s / 3))
+                    continue
                 for work in page:
                     await queue.put(work)
+        finally:
             for _ in range(self.concurrency):
                 await queue.put(None)
 
+    async def _heartbeat(self) -> None:
+        """Renew this worker's leases a few times per lease, so they never lapse while it works."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await renew_leases(self.store, self.owner, lease_s=self.lease_s)
+            except Exception as exc:  # a cut: the writes' own retries decide what happens
+                if not is_store_fault(exc):
+                    raise
+                log.warning("could not renew leases (%s); retrying", type(exc).__name__)
+
+    async def run(self) -> Progress:
+        """Run (this worker's share of) the experiment's unfinished runs."""
+        experiment = self.prepared.experiment
+
+        async def mark_running() -> None:
+            async with self.store.transaction() as session:
+                await session.execute(
+                    update(Experiment)
+                    .where(Experiment.id == experiment.id)
+                    .values(status="running")
+                )
+
+        await self._store(mark_running, "starting the experiment")
+        queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+
         async def consume() -> None:
             while (work := await queue.get()) is not None:
+                if self.fatal is not None:
+                    continue  # the store is gone: what is queued keeps its lease, to expire
+                if work.cell_id in self._stopped_cells:
+                    await self._release(work, counted=False)
+                    continue
                 await self._execute(work)
 
         self.progress.started_at = time.monotonic()
@@ -452,12 +557,28 @@ class Runner:
         gc.freeze()
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], 20_000), *thresholds[1:])
+        heartbeat = asyncio.create_task(self._heartbeat(), name="codi-eval-leases")
         try:
-            await asyncio.gather(produce(), *(consume() for _ in range(self.concurrency)))
+            await asyncio.gather(self._claims(queue), *(consume() for _ in range(self.concurrency)))
             await self.sink.close()
+            if self.sink.fatal is not None:
+                self.fatal = self.sink.fatal
+        except StoreUnavailable as exc:
+            self.fatal = exc
         finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+        if self.fatal is not None:
+            raise self.fatal
+        # Claimed but never started (a stopped model, an interrupted run): back to pending.
+        await self._store(lambda: release_runs(self.store, self.owner), "releasing runs")
+        await self._store(lambda: self._finish(experiment), "finishing the experiment")
+        return self.progress
+
+    async def _finish(self, experiment: Experiment) -> None:
         async with self.store.transaction() as session:
             counts = await _status_counts(session, experiment.id)
             finished = counts.get("pending", 0) == 0 and counts.get("running", 0) == 0
@@ -476,18 +597,27 @@ class Runner:
                 await enqueue(
                     session, "experiment", str(experiment.id), project=self.spec.opik.project
                 )
-        return self.progress
 
-    async def _execute(self, work: _Work) -> None:
+    async def _release(self, work: Work, *, counted: bool = True) -> None:
+        await self._store(
+            lambda: release_runs(self.store, self.owner, [work.run_id]), "releasing a run"
+        )
+        if counted:
+            self.progress.released += 1
+
+    async def _execute(self, work: Work) -> None:
         cell = self._cells[work.cell_id]
         stats = CallStats()
         token = run_stats.set(stats)
         deadline = time.monotonic() + self.spec.run.run_deadline_s
-        ok = False
+        handle: list[Any] = []
+        error: BaseException | None = None
 
         def record_run(trace: Any) -> None:
-            # The run row changes in the same transaction as its trace: never half-written.
-            trace.record_run(lambda tree: run_outcome(tree, stats, deadline))
+            # The run row changes in the same transaction as its trace: never half-written,
+            # and only while this worker still holds the run's lease.
+            handle.append(trace)
+            trace.record_run(lambda tree: run_outcome(tree, stats, deadline), owner=self.owner)
 
         try:
             async with asyncio.timeout(self.spec.run.run_deadline_s):
@@ -512,25 +642,67 @@ class Runner:
                     },
                     on_trace=record_run,
                 )
-            ok = True
-        except Exception:  # recorded on the trace and its run row; never stops the experiment
-            ok = False
+        except StoreUnavailable as exc:  # the sink gave up on the store: stop the work
+            self.fatal = exc
+            return
+        except Exception as exc:  # recorded on the trace and its run row
+            error = exc
         finally:
             run_stats.reset(token)
-        if ok:
+        if error is None:
             self.progress.succeeded += 1
+            self._model_worked.update({cell.model, self.spec.judge.model})
+        elif _released(error):
+            self.progress.released += 1
         else:
             self.progress.failed += 1
+            if isinstance(error, ModelError) and error.kind in CONFIG_ERRORS:
+                self._config_failed(cell, error, handle[0] if handle else None)
         self._notify()
+
+    def _config_failed(self, cell: ExperimentCell, error: ModelError, trace: Any) -> None:
+        """Count a configuration failure against the model that made it; stop that model's
+        cells once it has failed this way a few times and never worked."""
+        failing = [
+            s for s in (trace.spans if trace is not None else []) if s.status == "error" and s.model
+        ]
+        model = failing[-1].model if failing else cell.model
+        name = next(
+            (n for n in (cell.model, self.spec.judge.model) if n.partition("?")[0] == model),
+            cell.model,
+        )
+        if name in self._model_worked or name in self.stopped:
+            return
+        self._config_failures[name] += 1
+        self._config_first.setdefault(name, (error.kind, str(error)))
+        if self._config_failures[name] < FAIL_FAST_AFTER:
+            return
+        kind, message = self._config_first[name]
+        self.stopped[name] = StoppedModel(name, kind, message, self._config_failures[name])
+        judge = name == self.spec.judge.model
+        self._stopped_cells.update(c.id for c in self.prepared.cells if judge or c.model == name)
+        log.warning("stopping %s: %s", name, message)
 
     def _notify(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.progress)
 
 
+def _released(error: BaseException) -> bool:
+    """Whether a run's failure belongs to the infrastructure (it is given back, not failed)."""
+    return is_store_fault(error) or isinstance(error, asyncio.CancelledError)
+
+
 def run_outcome(tree: TraceTree, stats: CallStats, deadline: float) -> dict[str, Any]:
-    """The run row's final values, read off its finished trace."""
+    """The run row's final values, read off its finished trace.
+
+    A run cut short by the store (a dropped connection in the response cache, say) is not
+    a result: it goes back to ``pending`` and its trace is not stored.
+    """
     trace = tree.trace
+    error = trace.error or {}
+    if trace.status != "ok" and error.get("store_fault"):
+        return {"status": "pending"}
     llm_like = [s for s in tree.spans if s.type in ("llm", "judge")]
     costs = [s.cost for s in llm_like if s.total_tokens is not None or s.cost is not None]
     values: dict[str, Any] = {
@@ -555,7 +727,6 @@ def run_outcome(tree: TraceTree, stats: CallStats, deadline: float) -> dict[str,
             judge_score=judge.score if judge is not None else None,
         )
     else:
-        error = trace.error or {}
         kind = error.get("kind") or error.get("type") or "error"
         message = error.get("message") or ""
         if error.get("type") in ("CancelledError", "TimeoutError") and time.monotonic() >= deadline:

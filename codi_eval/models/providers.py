@@ -62,6 +62,14 @@ class GeminiParams(ModelParams):
     def endpoint(self, settings: Settings) -> str | None:
         return (self.base_url or settings.gemini_base_url or GEMINI_DEFAULT_ENDPOINT).rstrip("/")
 
+    def fix_hint(self, kind: str) -> str:
+        if kind == "auth":
+            return (
+                "set GEMINI_API_KEY to a valid key (and GOOGLE_GEMINI_BASE_URL for a "
+                "Gemini-compatible server)"
+            )
+        return "check the model name: the Gemini API refused it (is the version right?)"
+
 
 @provider
 class OpenAIParams(ModelParams):
@@ -86,6 +94,11 @@ class OpenAIParams(ModelParams):
 
     def endpoint(self, settings: Settings) -> str | None:
         return (self.base_url or settings.openai_base_url or OPENAI_DEFAULT_ENDPOINT).rstrip("/")
+
+    def fix_hint(self, kind: str) -> str:
+        if kind == "auth":
+            return "set OPENAI_API_KEY (and OPENAI_BASE_URL, or ?base_url= in the model name)"
+        return "check the model name and the server: it refused the request"
 
     def identity(self) -> dict[str, Any]:
         # json_object and json_schema ask the server for different things.

@@ -73,6 +73,10 @@ class ModelParams(BaseModel):
         """Parameters that can change an answer (timeouts and the like cannot)."""
         return {}
 
+    def fix_hint(self, kind: str) -> str:
+        """What to change when calls fail with a configuration error of ``kind``."""
+        return "check the model's name and parameters"
+
 
 P = TypeVar("P", bound=type[ModelParams])
 _PROVIDERS: dict[str, type[ModelParams]] = {}
@@ -108,6 +112,9 @@ class ModelRef:
 
     def build(self) -> Model:
         return self.params.build(self.name, self.model_id)
+
+    def fix_hint(self, kind: str) -> str:
+        return self.params.fix_hint(kind)
 
     def identity(self, settings: Settings | None = None) -> dict[str, Any]:
         """Everything about this model that decides its answers, and nothing secret."""

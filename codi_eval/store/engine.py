@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from codi_eval.errors import StoreError
+from codi_eval.store.faults import safe_url
+
+__all__ = ["SchemaBehind", "Store", "StoreError", "safe_url"]
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-
-class StoreError(Exception):
-    """The store cannot be used as configured (bad URL, unreachable, schema behind)."""
 
 
 class SchemaBehind(StoreError):
@@ -86,7 +87,7 @@ def make_sync_engine(url: str) -> Engine:
         engine = create_engine(parsed, poolclass=NullPool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, poolclass=NullPool)
+    return create_engine(parsed, poolclass=NullPool, connect_args=PG_CONNECT_ARGS)
 
 
 def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -97,8 +98,30 @@ def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # A connection the server or a cut dropped is noticed before it is handed out.
+        pool_pre_ping=True,
+        # Waiting for a free connection is bounded too: a full pool is a fault, not a hang.
+        pool_timeout=10,
+        connect_args=PG_CONNECT_ARGS,
     )
+
+
+# Every PostgreSQL connection fails instead of hanging: connecting takes at most 5 s; a
+# statement at most 60 s; unacknowledged data (a network that stopped answering, not just
+# a slow server) at most 10 s (tcp_user_timeout, libpq >= 12); an idle connection whose
+# peer vanished is found by keepalives within ~11 s.
+PG_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "options": "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=120000",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10000,
+}
 
 
 def _ensure_sqlite_dir(parsed: URL) -> None:
@@ -142,14 +165,6 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
-
-
-def safe_url(url: str) -> str:
-    """The URL with any password hidden, fit for messages and logs."""
-    try:
-        return _parse(url).render_as_string(hide_password=True)
-    except StoreError:
-        return "<invalid url>"
 
 
 def ensure_schema(url: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import difflib
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import ColumnElement, false, func, or_, select
 
 from codi_eval.errors import NotFound
 from codi_eval.store.engine import Store, safe_url
-from codi_eval.store.models import Evaluation, Experiment
+from codi_eval.store.models import Evaluation, Experiment, Run
 
 
 def own_evaluation() -> ColumnElement[bool]:
@@ -60,4 +61,44 @@ async def find_experiment(store: Store, ref: str) -> Experiment:
     )
     raise NotFound(
         f"no experiment with id or name {ref!r} in the store {safe_url(store.url)}{have}{hint}"
+    )
+
+
+@dataclass(frozen=True)
+class FailureClass:
+    error_class: str
+    runs: int
+    first_message: str
+
+
+async def run_status(
+    store: Store, experiment_id: uuid.UUID
+) -> tuple[dict[str, int], list[FailureClass]]:
+    """Runs by status, and the failed runs by error class with the first message of each."""
+    async with store.session() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Run.status, func.count())
+                    .where(Run.experiment_id == experiment_id)
+                    .group_by(Run.status)
+                )
+            ).all()
+        )
+        rows = (
+            await session.execute(
+                select(Run.error_class, Run.error_message)
+                .where(Run.experiment_id == experiment_id, Run.status == "failed")
+                .order_by(Run.finished_at, Run.id)
+            )
+        ).all()
+    classes: dict[str, FailureClass] = {}
+    for error_class, message in rows:
+        key = error_class or "error"
+        seen = classes.get(key)
+        classes[key] = FailureClass(
+            key, (seen.runs if seen else 0) + 1, seen.first_message if seen else (message or "")
+        )
+    return {str(k): int(v) for k, v in counts.items()}, sorted(
+        classes.values(), key=lambda c: -c.runs
     )

@@ -160,7 +160,11 @@ class DatasetItem(Base):
 
 class Experiment(Base):
     __tablename__ = "experiments"
-    __table_args__ = (Index("ix_experiments_name_created", "name", "created_at"),)
+    __table_args__ = (
+        Index("ix_experiments_name_created", "name", "created_at"),
+        # Two processes creating the same experiment get one (migration 0005).
+        UniqueConstraint("name", "spec_hash", "generation"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(255))
@@ -173,6 +177,8 @@ class Experiment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     meta_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # 0 for an experiment's first run under this name and hash; `run --new` adds one.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ExperimentCell(Base):
@@ -200,6 +206,8 @@ class Run(Base):
     __table_args__ = (
         UniqueConstraint("cell_id", "dataset_item_id", "repeat"),
         Index("ix_runs_experiment_cell_status", "experiment_id", "cell_id", "status"),
+        # Claiming: the next pending (or lease-expired) runs of an experiment, by id.
+        Index("ix_runs_experiment_status_id", "experiment_id", "status", "id"),
         CheckConstraint("status IN ('pending', 'running', 'succeeded', 'failed')", name="status"),
     )
 
@@ -229,6 +237,9 @@ class Run(Base):
     cache_hits: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who is running it and until when (renewed while it works); see experiments/leases.py.
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Trace(Base):
@@ -347,3 +358,6 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A sync that is sending this row, and until when (claimed like runs).
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

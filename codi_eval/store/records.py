@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
+from codi_eval.store.faults import describe, is_store_fault
+
 # Values under keys like these never reach a trace (the seed's users bring their own keys).
 # Anchored at the end so counts such as "tokens" or "total_tokens" are not mistaken for one.
 _SECRET_KEY = re.compile(
@@ -60,6 +62,10 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
+    if is_store_fault(exc):
+        # Infrastructure, not a result: marked so the run goes back to pending, and said
+        # without the SQL text a driver error carries.
+        return {"type": type(exc).__name__, "message": describe(exc), "store_fault": True}
     info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)[:4000]}
     kind = getattr(exc, "kind", None)
     if isinstance(kind, str):
@@ -168,7 +174,9 @@ class TraceRecord(_Record):
 
 
 # The run row a trace stands for gets these values, computed from the finished tree in the
-# transaction that stores it (so a run row and its trace are never half-written).
+# transaction that stores it (so a run row and its trace are never half-written). A
+# ``status`` of "pending" gives the run back (its work was cut short by infrastructure):
+# the row is released and the trace is not stored.
 RunOutcome = Callable[["TraceTree"], dict[str, Any]]
 
 
@@ -180,5 +188,6 @@ class TraceTree:
     spans: list[SpanRecord] = field(default_factory=list)
     evaluations: list[EvaluationRecord] = field(default_factory=list)
     run_outcome: RunOutcome | None = None
+    run_owner: str | None = None  # the worker holding the run's lease; checked when written
     export: bool = False  # queue a copy for Opik in the same transaction
     export_project: str | None = None

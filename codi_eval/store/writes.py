@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -83,16 +85,65 @@ def outbox_row(
     }
 
 
-async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None:
+async def owned_runs(conn: AsyncConnection, owners: dict[uuid.UUID, str]) -> set[uuid.UUID]:
+    """The runs in ``owners`` (run id → worker) whose lease that worker still holds, locked
+    for the rest of the transaction (PostgreSQL) or under its write lock (SQLite)."""
+    if not owners:
+        return set()
+    stmt = select(Run.id, Run.lease_owner, Run.status).where(Run.id.in_(list(owners)))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    rows = (await conn.execute(stmt)).all()
+    return {rid for rid, owner, status in rows if owner == owners[rid] and status == "running"}
+
+
+@dataclass
+class WriteReport:
+    written: int = 0
+    released: int = 0  # runs given back to pending (their trace not stored)
+    lost: int = 0  # runs whose lease another worker holds now (nothing stored)
+
+
+async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> WriteReport:
     """Write finished traces with their spans, evaluations, run rows and Opik outbox rows.
 
+    A tree that stands for a run is written only while its worker still holds the run's
+    lease; one whose outcome gives the run back ("pending") updates only the run row.
     Core statements, not ORM bulk inserts: a batch of hundreds of traces is a handful of
     executemany calls (the ORM path cost several times more CPU per row).
     """
     conn = await session.connection()
-    traces = [t.trace.row() for t in trees]
-    spans = [s.row() for t in trees for s in t.spans]
-    evaluations = [e.row() for t in trees for e in t.evaluations]
+    report = WriteReport()
+    owners = {
+        t.trace.run_id: t.run_owner
+        for t in trees
+        if t.trace.run_id is not None and t.run_owner is not None
+    }
+    owned = await owned_runs(conn, owners)
+    kept: list[TraceTree] = []
+    # A run row changes with its trace; runs setting the same columns share one executemany.
+    grouped: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for tree in trees:
+        run_id = tree.trace.run_id
+        if run_id is not None and tree.run_owner is not None and run_id not in owned:
+            report.lost += 1
+            continue
+        values = tree.run_outcome(tree) if tree.run_outcome and run_id is not None else None
+        if values is not None:
+            if values.get("status") == "pending":
+                report.released += 1
+                values = {"status": "pending", "lease_owner": None, "lease_expires_at": None}
+            else:
+                kept.append(tree)
+                values = {**values, "lease_expires_at": None}
+            grouped.setdefault(tuple(sorted(values)), []).append(
+                {"row_id": run_id, **{f"v_{k}": v for k, v in values.items()}}
+            )
+        else:
+            kept.append(tree)
+    traces = [t.trace.row() for t in kept]
+    spans = [s.row() for t in kept for s in t.spans]
+    evaluations = [e.row() for t in kept for e in t.evaluations]
     for table, rows in (
         (cast(Table, Trace.__table__), traces),
         (cast(Table, Span.__table__), spans),
@@ -104,15 +155,6 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
             await _copy_rows(conn, table, rows)
         else:
             await conn.execute(insert(table), rows)
-    # A run row changes with its trace; runs setting the same columns share one executemany.
-    grouped: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for tree in trees:
-        if tree.run_outcome is None or tree.trace.run_id is None:
-            continue
-        values = tree.run_outcome(tree)
-        grouped.setdefault(tuple(sorted(values)), []).append(
-            {"row_id": tree.trace.run_id, **{f"v_{k}": v for k, v in values.items()}}
-        )
     for columns, params in grouped.items():
         stmt = (
             update(Run)
@@ -122,7 +164,9 @@ async def write_trees(session: AsyncSession, trees: Sequence[TraceTree]) -> None
         await conn.execute(stmt, params)
     exports = [
         outbox_row("trace", str(t.trace.id), user_id=t.trace.user_id, project=t.export_project)
-        for t in trees
+        for t in kept
         if t.export
     ]
     await insert_ignore(session, OutboxEntry, exports, ("kind", "entity_id"))
+    report.written = len(kept)
+    return report

@@ -7,8 +7,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from codi_eval.store.faults import DEFAULT_OUTAGE_S, StoreUnavailable, retrying
 from codi_eval.store.records import TraceTree
-from codi_eval.store.writes import write_trees
+from codi_eval.store.writes import WriteReport, write_trees
 
 if TYPE_CHECKING:
     from codi_eval.store.engine import Store
@@ -25,8 +26,10 @@ class StoreSink:
     so a caller that hands out a trace id knows it can be read back; many concurrent
     submitters share one transaction. Without it ``submit`` returns once the tree is queued
     (the bounded queue still holds back a producer that outruns the database) and
-    :meth:`close` waits for everything queued. A batch that fails is retried tree by
-    tree, so one bad tree cannot take others down.
+    :meth:`close` waits for everything queued. A store that is unreachable is waited for,
+    with backoff, for up to ``outage_s``; past that every queued and later tree fails with
+    :class:`~codi_eval.store.faults.StoreUnavailable`. A batch that fails for another
+    reason is retried tree by tree, so one bad tree cannot take others down.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class StoreSink:
         max_delay_s: float = 0.0,
         max_pending: int = 10_000,
         wait_for_commit: bool = True,
+        outage_s: float = DEFAULT_OUTAGE_S,
     ) -> None:
         self.store = store
         self.wait_for_commit = wait_for_commit
@@ -46,11 +50,18 @@ class StoreSink:
             max_pending
         )
         self._worker: asyncio.Task[None] | None = None
+        self.outage_s = outage_s
         self.batches_written = 0
         self.trees_written = 0
         self.failures = 0
+        self.released = 0  # runs given back because infrastructure cut their work short
+        self.lost_leases = 0  # results dropped: another worker holds the run now
+        # Set when the store stayed away past the outage budget: every later submit raises it.
+        self.fatal: StoreUnavailable | None = None
 
     async def submit(self, tree: TraceTree) -> None:
+        if self.fatal is not None:
+            raise self.fatal
         self._ensure_worker()
         if not self.wait_for_commit:
             await self._queue.put((tree, None))
@@ -83,10 +94,27 @@ class StoreSink:
                 for _ in batch:
                     self._queue.task_done()
 
+    async def _write_once(self, trees: list[TraceTree]) -> WriteReport:
+        async with self.store.transaction() as session:
+            return await write_trees(session, trees)
+
     async def _write(self, batch: list[tuple[TraceTree, asyncio.Future[None] | None]]) -> None:
+        if self.fatal is not None:
+            self._fail(batch, self.fatal)
+            return
+        trees = [tree for tree, _ in batch]
         try:
-            async with self.store.transaction() as session:
-                await write_trees(session, [tree for tree, _ in batch])
+            # A store that went away is waited for (within the outage budget), not lost.
+            report = await retrying(
+                lambda: self._write_once(trees),
+                what="storing traces",
+                url=self.store.url,
+                outage_s=self.outage_s,
+            )
+        except StoreUnavailable as exc:
+            self.fatal = exc
+            self._fail(batch, exc)
+            return
         except Exception:
             if len(batch) > 1:
                 for item in batch:
@@ -99,10 +127,19 @@ class StoreSink:
                 done.set_exception(TraceWriteError(f"could not store trace {tree.trace.id}"))
             return
         self.batches_written += 1
-        self.trees_written += len(batch)
+        self.trees_written += report.written
+        self.released += report.released
+        self.lost_leases += report.lost
         for _, done in batch:
             if done is not None and not done.done():
                 done.set_result(None)
+
+    def _fail(
+        self, batch: list[tuple[TraceTree, asyncio.Future[None] | None]], exc: BaseException
+    ) -> None:
+        for _, done in batch:
+            if done is not None and not done.done():
+                done.set_exception(exc)
 
     async def close(self) -> None:
         """Wait until every queued tree is written (or has failed), then stop the worker."""

@@ -58,6 +58,7 @@ class TraceHandle:
         "spans",
         "evaluations",
         "run_outcome",
+        "run_owner",
         "_clock",
         "export",
         "export_project",
@@ -68,6 +69,7 @@ class TraceHandle:
         self.spans: list[SpanRecord] = []
         self.evaluations: list[EvaluationRecord] = []
         self.run_outcome: RunOutcome | None = None
+        self.run_owner: str | None = None
         self._clock = clock
         self.export = False
         self.export_project: str | None = None
@@ -97,10 +99,12 @@ class TraceHandle:
         if input is not None:
             self.record.input_data = input
 
-    def record_run(self, outcome: RunOutcome) -> None:
+    def record_run(self, outcome: RunOutcome, owner: str | None = None) -> None:
         """Set the run row this trace stands for (``record.run_id``) to ``outcome(tree)``, in
-        the transaction that stores the trace (batched with other traces' run rows)."""
+        the transaction that stores the trace (batched with other traces' run rows) — only
+        while ``owner`` still holds the run's lease; otherwise nothing of it is stored."""
         self.run_outcome = outcome
+        self.run_owner = owner
 
     def add_evaluation(
         self,
@@ -325,6 +329,7 @@ class Tracer:
                     spans=handle.spans,
                     evaluations=handle.evaluations,
                     run_outcome=handle.run_outcome,
+                    run_owner=handle.run_owner,
                     export=handle.export,
                     export_project=handle.export_project,
                 )
