@@ -67,3 +67,15 @@ def query(url: str, sql: str, **params: object) -> list[tuple]:  # type: ignore[
 def scalar(url: str, sql: str) -> int:
     """The single number ``sql`` selects (0 for NULL)."""
     return int(query(url, sql)[0][0] or 0)
+
+
+def execute(url: str, sql: str, **params: object) -> None:
+    """Run one statement that changes the store at ``url`` (committed)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()

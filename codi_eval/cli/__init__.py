@@ -43,17 +43,17 @@ def run_async(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T
         try:
             return asyncio.run(coro_fn(*args, **kwargs))
         except (InputError, SettingsError) as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             sys.exit(2)
         except ValueError as exc:
             from codi_eval.datasets import DatasetError
 
             if not isinstance(exc, DatasetError):
                 raise
-            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             sys.exit(2)
         except (StoreError, Failed) as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             sys.exit(1)
         except KeyboardInterrupt:
             console.print("interrupted")

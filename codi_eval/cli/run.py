@@ -19,6 +19,7 @@ from codi_eval.experiments.spec import Spec, load_spec
 from codi_eval.settings import get_settings
 from codi_eval.store.engine import Store
 from codi_eval.store.experiments import run_status
+from codi_eval.store.faults import retrying
 
 
 class _Stats(ProgressColumn):
@@ -242,8 +243,18 @@ async def run(
             runner.on_progress = lambda p: bar.update(task_id, completed=p.done)
             with bar:
                 state = await runner.run()
-        results = await cell_results(store, prepared.experiment.id)
-        counts, failures = await run_status(store, prepared.experiment.id)
+        results = await retrying(
+            lambda: cell_results(store, prepared.experiment.id),
+            what="reading the results",
+            url=store.url,
+            outage_s=settings.store_outage_s,
+        )
+        counts, failures = await retrying(
+            lambda: run_status(store, prepared.experiment.id),
+            what="reading the results",
+            url=store.url,
+            outage_s=settings.store_outage_s,
+        )
         if exporting:
             await sync_after_work(store, settings, quiet=as_json)
     finally:

@@ -517,7 +517,8 @@ class Runner:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                await renew_leases(self.store, self.owner, lease_s=self.lease_s)
+                async with asyncio.timeout(self.lease_s / 3):
+                    await renew_leases(self.store, self.owner, lease_s=self.lease_s)
             except Exception as exc:  # a cut: the writes' own retries decide what happens
                 if not is_store_fault(exc):
                     raise
@@ -571,12 +572,21 @@ class Runner:
                 await heartbeat
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+            await self._close_models()
         if self.fatal is not None:
             raise self.fatal
         # Claimed but never started (a stopped model, an interrupted run): back to pending.
         await self._store(lambda: release_runs(self.store, self.owner), "releasing runs")
         await self._store(lambda: self._finish(experiment), "finishing the experiment")
         return self.progress
+
+    async def _close_models(self) -> None:
+        """Close the providers' HTTP sessions (an SDK client left open warns at exit)."""
+        for managed in self._models.values():
+            closing = getattr(managed.inner, "aclose", None)
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    await closing()
 
     async def _finish(self, experiment: Experiment) -> None:
         async with self.store.transaction() as session:

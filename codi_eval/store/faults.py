@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 # How long a store may be away before work stops (a cut of ~30 s is ridden out).
 DEFAULT_OUTAGE_S = 60.0
+# One attempt of a store operation; a batch of traces is written in well under a second.
+ATTEMPT_S = 20.0
 
 _FAULTS: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError,
@@ -73,13 +75,20 @@ async def retrying(
     outage_s: float = DEFAULT_OUTAGE_S,
     first_delay_s: float = 0.25,
     max_delay_s: float = 5.0,
+    attempt_s: float = ATTEMPT_S,
 ) -> T:
-    """``await operation()``, retrying store faults with backoff for up to ``outage_s``."""
+    """``await operation()``, retrying store faults with backoff for up to ``outage_s``.
+
+    Each attempt is bounded by ``attempt_s``: a network that stopped answering (packets
+    held, nothing refused) would otherwise hang the attempt for as long as the TCP stack
+    keeps trying; the driver then needs up to ~10 s more to abandon the connection.
+    """
     started: float | None = None
     attempt = 0
     while True:
         try:
-            return await operation()
+            async with asyncio.timeout(attempt_s):
+                return await operation()
         except Exception as exc:
             if not is_store_fault(exc):
                 raise

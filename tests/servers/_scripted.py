@@ -112,6 +112,7 @@ class ScriptedServer:
         require_api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        latency_s: float = 0.0,
     ) -> None:
         self.responder = responder
         self.faults: deque[dict[str, Any]] = deque(_normalize(f) for f in faults or [])
@@ -125,6 +126,7 @@ class ScriptedServer:
         self.require_api_key = require_api_key
         self.host = host
         self.port = port
+        self.latency_s = latency_s  # every answer takes this long (for tests that kill a run)
         self.extra_routes: list[web.RouteDef] = []
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
@@ -191,6 +193,8 @@ class ScriptedServer:
             return self.error(403, "API key not valid.")
         if not isinstance(body, dict):
             return self.error(400, "Invalid JSON payload received.")
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         fault = self._next_fault()
         if fault is not None:
             record.fault = fault["kind"]
