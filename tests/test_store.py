@@ -23,6 +23,8 @@ from codi_eval.store.models import Base, Evaluation, Span, Trace
 
 TABLES = {
     "users",
+    "model_limits",
+    "model_slots",
     "projects",
     "traces",
     "spans",

@@ -79,6 +79,7 @@ def iter_commands() -> Iterator[click.Command]:
         "datasets",
         "summarize",
         "run",
+        "worker",
         "spec",
         "opik",
         "users",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -169,6 +172,13 @@ def results_table(results: list[CellResult]) -> Table:
     is_flag=True,
     help="Run the failed runs again (each attempt is kept; the latest counts).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes on this machine working on the experiment (this one plus N-1 workers).",
+)
 @run_async
 async def run(
     spec_file: str,
@@ -178,6 +188,7 @@ async def run(
     new: bool,
     no_cache: bool,
     retry_failed: bool,
+    workers: int,
 ) -> None:
     """Run the experiment in SPEC (YAML): every cell × item × repeat, judged and traced.
 
@@ -226,6 +237,9 @@ async def run(
             lease_s=settings.lease_s,
             outage_s=settings.store_outage_s,
         )
+        helpers = (
+            _start_workers(prepared.experiment.id, workers - 1, concurrency) if pending else []
+        )
         if not pending:
             state = runner.progress
         elif as_json:
@@ -243,6 +257,8 @@ async def run(
             runner.on_progress = lambda p: bar.update(task_id, completed=p.done)
             with bar:
                 state = await runner.run()
+        for helper in helpers:  # they stop when no run is left
+            await asyncio.to_thread(helper.wait)
         results = await retrying(
             lambda: cell_results(store, prepared.experiment.id),
             what="reading the results",
@@ -297,6 +313,19 @@ async def run(
         )
     if failed or not_done:
         raise Failed(_failure_text(spec_file, summary))
+
+
+def _start_workers(
+    experiment_id: Any, n: int, concurrency: int | None
+) -> list[subprocess.Popen[bytes]]:
+    """``n`` `codi-eval worker` processes on this experiment, beside this one."""
+    args = [sys.executable, "-m", "codi_eval", "worker", "--experiment", str(experiment_id)]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    return [
+        subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
 
 
 def _fix(stopped: Any) -> str:

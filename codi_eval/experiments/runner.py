@@ -296,9 +296,11 @@ async def _find_or_create(
             item_ids.extend(by_pos[p] for p in chunk)
         total = 0
         batch: list[dict[str, Any]] = []
-        for cell in cells:
-            for item_id in item_ids:
-                for repeat in range(spec.repeats):
+        # Item by item, then repeat, then cell: the runs of one item (which share their first
+        # Chain-of-Density iterations across density cells) are claimed together.
+        for item_id in item_ids:
+            for repeat in range(spec.repeats):
+                for cell in cells:
                     batch.append(
                         {
                             "id": uuid7(),
@@ -320,6 +322,36 @@ async def _find_or_create(
             await session.execute(insert(Run), batch)
             total += len(batch)
     return Prepared(experiment, cells, dataset, prompts, True, total, 0, 0)
+
+
+async def load_prepared(store: Store, experiment: Experiment) -> tuple[Spec, Prepared]:
+    """What a worker needs to join an experiment it did not create: the stored spec, the
+    cells, the dataset version and the prompt versions, all read from the store."""
+    from codi_eval.experiments.spec import spec_from_stored
+
+    spec = spec_from_stored(experiment.spec, path=experiment.spec_path or experiment.name)
+    async with store.session() as session:
+        cells = list(
+            (
+                await session.scalars(
+                    select(ExperimentCell)
+                    .where(ExperimentCell.experiment_id == experiment.id)
+                    .order_by(ExperimentCell.position)
+                )
+            ).all()
+        )
+        dataset = await session.get(Dataset, experiment.dataset_id)
+        counts = await _status_counts(session, experiment.id)
+    assert dataset is not None
+    prompts: dict[str, PromptVersion] = {}
+    for ref in [*spec.matrix.prompt, spec.final_prompt, spec.judge.prompt]:
+        prompt = await get_prompt(store, ref)
+        prompts[ref] = PromptVersion(prompt.ref, prompt.template)
+    done = counts.get("succeeded", 0) + counts.get("failed", 0)
+    return spec, Prepared(
+        experiment, cells, dataset, prompts, False, sum(counts.values()), done,
+        counts.get("failed", 0),
+    )  # fmt: skip
 
 
 async def _status_counts(session: AsyncSession, experiment_id: uuid.UUID) -> dict[str, int]:

@@ -284,6 +284,20 @@ class Spec(_Section):
         return data
 
 
+def spec_from_stored(resolved: dict[str, Any], path: str = "<stored spec>") -> Spec:
+    """The :class:`Spec` an experiment was created from, rebuilt from its stored
+    :meth:`Spec.resolved` (a worker joining an experiment has the store, not the file)."""
+    data = dict(resolved)
+    opik = dict(data.get("opik") or {})
+    enabled = opik.get("enabled")
+    opik["enabled"] = {"true": True, "false": False}.get(str(enabled), enabled)
+    data["opik"] = {k: v for k, v in opik.items() if v is not None}
+    data = {k: v for k, v in data.items() if v is not None}
+    spec = Spec.model_validate(data)
+    spec._path = path
+    return spec
+
+
 def spec_hash(identity: dict[str, Any], dataset_hash: str, prompt_hashes: dict[str, str]) -> str:
     payload = json.dumps(
         {"spec": identity, "dataset": dataset_hash, "prompts": prompt_hashes},

@@ -361,3 +361,24 @@ class OutboxEntry(Base):
     # A sync that is sending this row, and until when (claimed like runs).
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ModelLimit(Base):
+    """A model's shared leaky bucket (migration 0006): the earliest start of its next call."""
+
+    __tablename__ = "model_limits"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)  # epoch seconds
+    paused_until: Mapped[float | None] = mapped_column(Float)
+
+
+class ModelSlot(Base):
+    """One of a model's concurrent-call slots, held by a worker until ``expires_at``."""
+
+    __tablename__ = "model_slots"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[float | None] = mapped_column(Float)

@@ -19,9 +19,10 @@ import json
 import random
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -50,6 +51,7 @@ class RecordedRequest:
     json: Any
     model: str | None = None
     fault: str | None = None  # the fault this request was answered with, if any
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 def _normalize(fault: Fault) -> dict[str, Any]:
