@@ -463,3 +463,25 @@ async def run_output(store: Store, experiment: Experiment | str, run_id: str) ->
     if not runs:
         raise NotFound(f"no run {run_id} in this experiment", field="run_id")
     return runs[0]
+
+
+def mark_entities(text: str, entities: Sequence[str]) -> list[tuple[str, bool]]:
+    """``text`` cut into ``(segment, is_entity)`` pieces, marking where each entity is
+    mentioned as a whole token (``s`` is not marked inside ``values``; longer entities win,
+    so ``bytes.maketrans`` is one mark). For highlighting what an iteration added."""
+    import re
+
+    wanted = sorted({e for e in entities if e}, key=len, reverse=True)
+    if not wanted or not text:
+        return [(text, False)] if text else []
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(e) for e in wanted) + r")(?![\w])")
+    pieces: list[tuple[str, bool]] = []
+    at = 0
+    for match in pattern.finditer(text):
+        if match.start() > at:
+            pieces.append((text[at : match.start()], False))
+        pieces.append((match.group(0), True))
+        at = match.end()
+    if at < len(text):
+        pieces.append((text[at:], False))
+    return pieces
