@@ -43,3 +43,20 @@ async def run_small(store: Store, tmp_path: Path, n: int = 4, name: str = "quick
     prepared = await prepare(store, spec, settings)
     await Runner(store, spec, prepared, settings=settings).run()
     return str(prepared.experiment.id)
+
+
+async def summarize_one(store: Store, code: str = "def add(a, b):\n    return a + b\n") -> str:
+    """One traced `summarize` outside any experiment (like `codi-eval summarize`); its trace id."""
+    from codi_eval.prompts import ensure_seeded
+    from codi_eval.summarize import build_summarizer
+    from codi_eval.tracing import StoreSink, Tracer
+
+    settings = Settings.from_env({})
+    await ensure_seeded(store, settings.prompts_dir)
+    sink = StoreSink(store)
+    summarizer = await build_summarizer(
+        store, Tracer(sink), model="offline", judge="offline", density_iterations=2
+    )
+    outcome = await summarizer.summarize(code=code, trace_kwargs={"tags": ["cli"]})
+    await sink.close()
+    return str(outcome.trace_id)

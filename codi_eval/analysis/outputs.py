@@ -42,6 +42,7 @@ __all__ = [
     "experiment_cells",
     "run_briefs",
     "run_output",
+    "span_timeline",
     "run_outputs",
 ]
 
@@ -299,7 +300,7 @@ def _iteration_number(name: str) -> int | None:
     return int(number) if head == "iteration" and number.isdigit() else None
 
 
-def _timeline(spans: Sequence[Any]) -> list[SpanTiming]:
+def span_timeline(spans: Sequence[Any]) -> list[SpanTiming]:
     if not spans:
         return []
     parents = {s.id: s.parent_span_id for s in spans}
@@ -447,21 +448,31 @@ async def run_outputs(
                 prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens,
                 model_calls=run.model_calls, cache_hits=run.cache_hits,
                 started_at=run.started_at, finished_at=run.finished_at,
-                spans=_timeline(trace_spans),
+                spans=span_timeline(trace_spans),
             )
         )  # fmt: skip
     return out
 
 
-async def run_output(store: Store, experiment: Experiment | str, run_id: str) -> RunOutput:
-    """One run of the experiment by id; :class:`NotFound` when it is not one of its runs."""
+async def run_output(
+    store: Store, experiment: Experiment | str | None, run_id: str | uuid.UUID
+) -> RunOutput:
+    """One run by id (of ``experiment``, or of whichever experiment it belongs to when that
+    is None); :class:`NotFound` when there is no such run there."""
     try:
-        parsed = uuid.UUID(run_id)
+        parsed = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id))
     except ValueError:
         raise NotFound(f"{run_id!r} is not a run id", field="run_id") from None
+    if experiment is None:
+        async with store.session() as session:
+            exp_id = await session.scalar(select(Run.experiment_id).where(Run.id == parsed))
+            exp = await session.get(Experiment, exp_id) if exp_id is not None else None
+        if exp is None:
+            raise NotFound(f"no run {parsed} in the store {safe_url(store.url)}", field="run_id")
+        experiment = exp
     runs = await run_outputs(store, experiment, run_ids=[parsed])
     if not runs:
-        raise NotFound(f"no run {run_id} in this experiment", field="run_id")
+        raise NotFound(f"no run {parsed} in this experiment", field="run_id")
     return runs[0]
 
 
