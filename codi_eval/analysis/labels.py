@@ -90,12 +90,16 @@ def cell_labels(cells: Iterable[CellLike]) -> CellLabels:
     return CellLabels(labels, shared)
 
 
+def _in(store: str | None) -> str:
+    return f" in the store {store}" if store else ""
+
+
 def suggest(ref: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(ref, list(known), n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def resolve_cell(ref: str, cells: Sequence[CellLike], *, experiment: str, store: str) -> str:
+def resolve_cell(ref: str, cells: Sequence[CellLike], *, experiment: str, store: str | None) -> str:
     """The key of the cell ``ref`` names: its key or its label in the results table.
     :class:`NotFound` lists the cells and suggests the closest one."""
     keys = [c.key for c in cells]
@@ -109,13 +113,13 @@ def resolve_cell(ref: str, cells: Sequence[CellLike], *, experiment: str, store:
         f"{key} ({labels[key]})" if labels[key] != key else key for key in keys[:12]
     ) + (", ..." if len(keys) > 12 else "")
     raise NotFound(
-        f"experiment {experiment} in the store {store} has no cell {ref!r} "
+        f"experiment {experiment}{_in(store)} has no cell {ref!r} "
         f"(its cells: {listing or 'none'}){suggest(ref, [*keys, *by_label])}",
         field="cell",
     )
 
 
-def resolve_item(ref: str, items: Sequence[str], *, experiment: str, store: str) -> str:
+def resolve_item(ref: str, items: Sequence[str], *, experiment: str, store: str | None) -> str:
     """The item key ``ref`` names: the key itself, or the unique key ending in ``:ref``
     (``b64encode`` for ``base64:b64encode``). :class:`NotFound` suggests the closest."""
     if ref in items:
@@ -130,7 +134,7 @@ def resolve_item(ref: str, items: Sequence[str], *, experiment: str, store: str)
             field="item",
         )
     raise NotFound(
-        f"experiment {experiment} in the store {store} has no item {ref!r} "
+        f"experiment {experiment}{_in(store)} has no item {ref!r} "
         f"({len(items)} items, e.g. {', '.join(items[:3])}){suggest(ref, items)}",
         field="item",
     )

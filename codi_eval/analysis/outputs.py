@@ -166,7 +166,11 @@ async def _item_keys(store: Store, exp: Experiment) -> list[str]:
 
 
 async def _resolve(
-    store: Store, experiment: Experiment | str, cell: str | None, item: str | None
+    store: Store,
+    experiment: Experiment | str,
+    cell: str | None,
+    item: str | None,
+    name_store: bool = True,
 ) -> tuple[Experiment, list[ExperimentCell], str | None, str | None]:
     exp = (
         experiment
@@ -174,7 +178,7 @@ async def _resolve(
         else await find_experiment(store, experiment)
     )
     cells = await experiment_cells(store, exp)
-    where = safe_url(store.url)
+    where = safe_url(store.url) if name_store else None
     cell_key = resolve_cell(cell, cells, experiment=exp.name, store=where) if cell else None
     item_key = None
     if item is not None:
@@ -236,12 +240,13 @@ async def run_briefs(
     status: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    name_store: bool = True,
 ) -> tuple[int, list[RunBrief]]:
     """``(total, page)`` of the experiment's runs (optionally of one cell, one item, one
     status), in cell order, then item key, then repeat. ``cell`` may be a key or a table
     label, ``item`` a key or its unique ending; unknown ones raise :class:`NotFound` with
-    a did-you-mean."""
-    exp, _cells, cell_key, item_key = await _resolve(store, experiment, cell, item)
+    a did-you-mean (naming the store unless ``name_store`` is false, as for API clients)."""
+    exp, _cells, cell_key, item_key = await _resolve(store, experiment, cell, item, name_store)
     conditions = [Run.experiment_id == exp.id]
     if cell_key is not None:
         conditions.append(ExperimentCell.key == cell_key)
