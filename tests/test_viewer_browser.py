@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from codi_eval.analysis.outputs import run_outputs
+from codi_eval.analysis.report import write_report
 from codi_eval.api import create_app
 from codi_eval.store.engine import Store
 from tests.api_helpers import base_settings
@@ -156,6 +157,18 @@ async def test_a_person_clicks_from_the_experiments_list_to_a_run(
                 assert "did you mean 'quick-small'" in await page.locator(".missing").inner_text()
 
                 assert requested and all(u.startswith(base) for u in requested), requested
+
+                # The HTML report's tables fit a laptop screen too.
+                report = tmp_path / "report.html"
+                await write_report(store, "quick-small", report)
+                await page.goto(report.as_uri())
+                right = await page.evaluate(
+                    "document.querySelector('#cells').getBoundingClientRect().right"
+                )
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert right <= 1366 and width <= 1366, (right, width)
+                assert await page.locator("#samples .sample").count() == 8
+                await page.screenshot(path=str(shots / "6-report.png"), full_page=True)
             finally:
                 await browser.close()
     print(f"\nviewer screenshots: {shots}")
