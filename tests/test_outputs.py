@@ -105,3 +105,20 @@ def test_cell_labels_keep_only_the_factors_that_vary() -> None:
     assert list(cell_labels(models).labels.values()) == ["gemini-2.5-flash", "offline"]
     long = [CellInfo(f"p@1/d2/{m}", "p@1", 2, m) for m in ("openai:some-very-long-model-a", "x")]
     assert list(cell_labels(long).labels.values()) == ["c1", "c2"]
+
+
+async def test_compare_takes_table_labels_and_suggests_a_close_cell(
+    store: Store, tmp_path: Path
+) -> None:
+    from codi_eval.analysis.frames import compare_runs
+    from codi_eval.errors import InputError
+
+    await run_small(store, tmp_path)
+    runs = await runs_frame(store, "quick-small")
+    by_label = compare_runs(runs, "v2/d1", "v2/d3", seed=0)
+    by_key = compare_runs(runs, CELLS[2], CELLS[3], seed=0)
+    assert by_label.label_a == CELLS[2] and by_label.mean_diff == by_key.mean_diff
+    # The quickstart's headline: density 3 beats density 1 offline, for a real reason.
+    assert by_key.mean_diff is not None and by_key.mean_diff > 0.3 and by_key.wins == by_key.n
+    with pytest.raises(InputError, match="did you mean 'cod_iteration@2/d1/offline'"):
+        compare_runs(runs, "cod_iteration@2/d1/ofline", "v2/d3")

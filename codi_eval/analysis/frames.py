@@ -395,15 +395,32 @@ def _span_output(span_type: str, name: str, output: Any) -> str | None:
 # --------------------------------------------------------------------------- A/B
 
 
-def _check_cells(runs: pd.DataFrame, *cells: str) -> None:
-    known = list(dict.fromkeys(runs["cell"].tolist()))
+def _check_cells(runs: pd.DataFrame, *cells: str) -> list[str]:
+    """The cell keys ``cells`` name: keys, or their labels in the results table (``v2/d3``).
+    An unknown one raises :class:`InputError` listing the cells, with a did-you-mean."""
+    from codi_eval.analysis.labels import cell_labels, suggest
+
+    firsts = runs.drop_duplicates("cell")
+    infos = [
+        CellInfo(str(r["cell"]), str(r["prompt"]), int(r["density_iterations"]), str(r["model"]))
+        for r in firsts.to_dict("records")
+    ]
+    known = [c.key for c in infos]
+    by_label = {label: key for key, label in cell_labels(infos).labels.items()}
+    keys = []
     for cell in cells:
-        if cell not in known:
+        if cell in known:
+            keys.append(cell)
+        elif cell in by_label:
+            keys.append(by_label[cell])
+        else:
             name = runs.attrs.get("experiment_name", "the experiment")
             raise InputError(
-                f"no cell {cell!r} in experiment {name}; its cells are: {', '.join(known) or 'none'}",
+                f"no cell {cell!r} in experiment {name}; its cells are: "
+                f"{', '.join(known) or 'none'}{suggest(cell, [*known, *by_label])}",
                 field="cell",
             )
+    return keys
 
 
 def _check_metric(runs: pd.DataFrame, metric: str) -> None:
@@ -418,14 +435,15 @@ def _check_metric(runs: pd.DataFrame, metric: str) -> None:
 def compare_runs(
     runs: pd.DataFrame, a: str, b: str, metric: str = JUDGE_METRIC, **options: Any
 ) -> PairedComparison:
-    """Cell ``b`` against cell ``a`` of a :func:`runs_frame` on ``metric`` (``b - a``).
+    """Cell ``b`` against cell ``a`` of a :func:`runs_frame` on ``metric`` (``b - a``);
+    a cell is named by its key or its label in the results table (``v2/d3``).
 
     Succeeded runs only; runs are paired by ``item_key`` and repeats of an item are averaged
     inside :func:`~codi_eval.analysis.stats.paired_comparison` (``options`` go to it, e.g.
     ``seed``, ``alpha``). Raises :class:`InputError` naming the experiment's cell keys (or
     metrics) when ``a``, ``b`` or ``metric`` is unknown.
     """
-    _check_cells(runs, a, b)
+    a, b = _check_cells(runs, a, b)
     _check_metric(runs, metric)
     ok = runs[runs["status"] == "succeeded"]
     cols = ["item_key", "repeat", metric]
@@ -452,7 +470,7 @@ async def compare_cells(
 def _compare_all_runs(
     runs: pd.DataFrame, a: str, b: str, metrics: Sequence[str] | None, **options: Any
 ) -> dict[str, PairedComparison]:
-    _check_cells(runs, a, b)
+    a, b = _check_cells(runs, a, b)
     chosen = list(metrics) if metrics is not None else metric_columns(runs)
     for metric in chosen:
         _check_metric(runs, metric)
