@@ -9,8 +9,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-DEFAULT_DATABASE_URL = "sqlite:///codi_eval.db"
+#: The store's file name, in a project directory or the per-user data directory.
+STORE_FILE = "codi_eval.db"
+#: A directory that marks a project with its own store (``.codi-eval/codi_eval.db``).
+PROJECT_DIR = ".codi-eval"
 _PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def user_store_path() -> Path:
+    """The per-user store: ``$XDG_DATA_HOME/codi-eval/codi_eval.db`` on Linux
+    (``~/.local/share/...``), ``~/Library/Application Support/codi-eval/...`` on macOS."""
+    import platformdirs
+
+    return platformdirs.user_data_path("codi-eval", appauthor=False) / STORE_FILE
+
+
+def project_store_path(start: Path | None = None) -> Path | None:
+    """The store of the nearest project directory: the first of ``start`` (default: the
+    working directory) and its parents that holds ``codi_eval.db`` or a ``.codi-eval/``
+    directory (whose ``codi_eval.db`` is then the store, created on first use)."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / STORE_FILE).is_file():
+            return directory / STORE_FILE
+        if (directory / PROJECT_DIR).is_dir():
+            return directory / PROJECT_DIR / STORE_FILE
+    return None
+
+
+def default_database_url(start: Path | None = None) -> str:
+    """Where the store is when ``CODI_EVAL_DATABASE_URL`` is not set: the nearest project
+    directory's, else the per-user one. The same store wherever in a project you stand, and
+    the same per-user store from any directory outside one."""
+    return f"sqlite:///{project_store_path(start) or user_store_path()}"
 
 
 def _find_config_dir() -> Path:
@@ -24,7 +55,7 @@ def _find_config_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = field(default_factory=default_database_url)
     config_dir: Path = field(default_factory=_find_config_dir)
     secret_key: str | None = None
     # Opik: the SDK reads its own variables; we only look at them to decide whether
@@ -89,7 +120,7 @@ class Settings:
         config_dir = env.get("CODI_EVAL_CONFIG_DIR")
         opik_config = Path(env.get("OPIK_CONFIG_PATH") or Path.home() / ".opik.config")
         return cls(
-            database_url=env.get("CODI_EVAL_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_url=env.get("CODI_EVAL_DATABASE_URL") or default_database_url(),
             config_dir=Path(config_dir) if config_dir else _find_config_dir(),
             secret_key=env.get("CODI_EVAL_SECRET_KEY") or None,
             opik_url=env.get("OPIK_URL_OVERRIDE") or None,

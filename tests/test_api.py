@@ -163,6 +163,7 @@ async def test_every_route_but_health_and_openapi_needs_a_valid_token(api: Api) 
         path = (
             op.path.replace("{trace_id}", str(uuid.uuid4()))
             .replace("{experiment_id}", "x")
+            .replace("{run_id}", str(uuid.uuid4()))
             .replace("{name}", "x")
         )
         for headers in (

@@ -8,55 +8,132 @@ A notebook needs only this face::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Imported on first use: the CLI reaches analysis.cells and analysis.stats without pandas.
+if TYPE_CHECKING:
+    from codi_eval.analysis.frames import (
+        CELL_FACTORS,
+        JUDGE_METRIC,
+        cells_frame,
+        compare_all,
+        compare_cells,
+        compare_runs,
+        factor_differences,
+        load_cells,
+        load_runs,
+        load_spans,
+        metric_columns,
+        resolve_experiment,
+        run_sync,
+        runs_frame,
+        spans_frame,
+        summarize_cells,
+    )
+    from codi_eval.analysis.stats import (
+        ICC_MIN_ITEMS,
+        ConfidenceInterval,
+        PairedComparison,
+        bootstrap_ci,
+        compare_many,
+        holm,
+        icc,
+        icc_with_reason,
+        krippendorff_alpha,
+        mean_ci,
+        minimum_detectable_effect,
+        paired_comparison,
+        paired_t_power,
+        required_n,
+        sign_flip_min_n,
+        sign_flip_power,
+        spearman,
+        t_quantile,
+    )
+
+_FRAMES = (
+    "CELL_FACTORS",
+    "JUDGE_METRIC",
+    "cells_frame",
+    "compare_all",
+    "compare_cells",
+    "compare_runs",
+    "factor_differences",
+    "load_cells",
+    "load_runs",
+    "load_spans",
+    "metric_columns",
+    "resolve_experiment",
+    "run_sync",
+    "runs_frame",
+    "spans_frame",
+    "summarize_cells",
+)
+_STATS = (
+    "ICC_MIN_ITEMS",
+    "ConfidenceInterval",
+    "PairedComparison",
+    "bootstrap_ci",
+    "compare_many",
+    "holm",
+    "icc",
+    "icc_with_reason",
+    "krippendorff_alpha",
+    "mean_ci",
+    "minimum_detectable_effect",
+    "paired_comparison",
+    "paired_t_power",
+    "required_n",
+    "sign_flip_min_n",
+    "sign_flip_power",
+    "spearman",
+    "t_quantile",
+)
 _EXPORTS = {
-    "CELL_FACTORS": "codi_eval.analysis.frames",
-    "ConfidenceInterval": "codi_eval.analysis.stats",
-    "ICC_MIN_ITEMS": "codi_eval.analysis.stats",
-    "JUDGE_METRIC": "codi_eval.analysis.frames",
-    "PairedComparison": "codi_eval.analysis.stats",
-    "bootstrap_ci": "codi_eval.analysis.stats",
-    "cells_frame": "codi_eval.analysis.frames",
-    "compare_all": "codi_eval.analysis.frames",
-    "compare_cells": "codi_eval.analysis.frames",
-    "compare_many": "codi_eval.analysis.stats",
-    "compare_runs": "codi_eval.analysis.frames",
-    "factor_differences": "codi_eval.analysis.frames",
-    "holm": "codi_eval.analysis.stats",
-    "icc": "codi_eval.analysis.stats",
-    "icc_with_reason": "codi_eval.analysis.stats",
-    "krippendorff_alpha": "codi_eval.analysis.stats",
-    "load_cells": "codi_eval.analysis.frames",
-    "load_runs": "codi_eval.analysis.frames",
-    "load_spans": "codi_eval.analysis.frames",
-    "mean_ci": "codi_eval.analysis.stats",
-    "metric_columns": "codi_eval.analysis.frames",
-    "minimum_detectable_effect": "codi_eval.analysis.stats",
-    "paired_comparison": "codi_eval.analysis.stats",
-    "paired_t_power": "codi_eval.analysis.stats",
-    "required_n": "codi_eval.analysis.stats",
-    "resolve_experiment": "codi_eval.analysis.frames",
-    "run_sync": "codi_eval.analysis.frames",
-    "runs_frame": "codi_eval.analysis.frames",
-    "sign_flip_min_n": "codi_eval.analysis.stats",
-    "sign_flip_power": "codi_eval.analysis.stats",
-    "spans_frame": "codi_eval.analysis.frames",
-    "spearman": "codi_eval.analysis.stats",
-    "summarize_cells": "codi_eval.analysis.frames",
-    "t_quantile": "codi_eval.analysis.stats",
+    **{name: "codi_eval.analysis.frames" for name in _FRAMES},
+    **{name: "codi_eval.analysis.stats" for name in _STATS},
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ICC_MIN_ITEMS",
+    "CELL_FACTORS",
+    "JUDGE_METRIC",
+    "ConfidenceInterval",
+    "PairedComparison",
+    "bootstrap_ci",
+    "cells_frame",
+    "compare_all",
+    "compare_cells",
+    "compare_many",
+    "compare_runs",
+    "factor_differences",
+    "holm",
+    "icc",
+    "icc_with_reason",
+    "krippendorff_alpha",
+    "load_cells",
+    "load_runs",
+    "load_spans",
+    "mean_ci",
+    "metric_columns",
+    "minimum_detectable_effect",
+    "paired_comparison",
+    "paired_t_power",
+    "required_n",
+    "resolve_experiment",
+    "run_sync",
+    "runs_frame",
+    "spans_frame",
+    "sign_flip_min_n",
+    "sign_flip_power",
+    "spearman",
+    "summarize_cells",
+    "t_quantile",
+]
 
 
 def __getattr__(name: str) -> Any:
+    # Imported on first use, so importing codi_eval.analysis.cells (the CLI) loads no pandas.
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'codi_eval.analysis' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])

@@ -78,7 +78,8 @@ _RUN_COLUMNS = [
 ]  # fmt: skip
 _TAIL_COLUMNS = [
     "prompt_tokens", "completion_tokens", "total_tokens", "cost", "latency_ms",
-    "model_calls", "cache_hits", "error_class", "error_message", "trace_id",
+    "model_calls", "cache_hits", "error_class", "error_message", "trace_id", "summary",
+    "judge_reason",
 ]  # fmt: skip
 _INT_COLUMNS = ["prompt_tokens", "completion_tokens", "total_tokens", "model_calls", "cache_hits"]
 
@@ -157,7 +158,10 @@ async def runs_frame(store: Store, experiment: ExperimentRef) -> pd.DataFrame:
     item_key, status, judge_score``, then one float column per metric the runs were scored
     on (the spec's metrics first, in spec order, then any others alphabetically; NaN where a
     run has no ok score for it), then ``prompt_tokens, completion_tokens, total_tokens, cost,
-    latency_ms, model_calls, cache_hits, error_class, error_message, trace_id``. Ids are
+    latency_ms, model_calls, cache_hits, error_class, error_message, trace_id, summary,
+    judge_reason`` (``summary`` is the final summary the model wrote; ``judge_reason`` the
+    judge's explanation of its ``summary_quality`` score). ``judge_score`` is the same number
+    as the ``summary_quality`` column (the runs table keeps it as its own column). Ids are
     strings; token and call counts are nullable integers (``Int64``). Failed and unfinished
     runs are included (filter on ``status``). Reads the store with one query.
     """
@@ -169,7 +173,8 @@ async def runs_frame(store: Store, experiment: ExperimentRef) -> pd.DataFrame:
             DatasetItem.item_key, Run.status, Run.judge_score, Run.prompt_tokens,
             Run.completion_tokens, Run.total_tokens, Run.cost, Run.latency_ms, Run.model_calls,
             Run.cache_hits, Run.error_class, Run.error_message, _text(Run.trace_id),
-            ExperimentCell.position, Evaluation.metric_name, Evaluation.score,
+            Run.summary, ExperimentCell.position, Evaluation.reason, Evaluation.metric_name,
+            Evaluation.score,
         )
         .join(ExperimentCell, ExperimentCell.id == Run.cell_id)
         .join(DatasetItem, DatasetItem.id == Run.dataset_item_id)
@@ -189,13 +194,21 @@ def _runs_from_columns(
         "run_id", "cell", "prompt", "density_iterations", "model", "repeat", "item_key",
         "status", "judge_score", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
         "latency_ms", "model_calls", "cache_hits", "error_class", "error_message", "trace_id",
-        "_position", "_metric", "_score",
+        "summary", "_position", "_reason", "_metric", "_score",
     ]  # fmt: skip
     # A run comes back once per metric: its own columns are built from its first row only.
     run_ids = pd.Series(columns[0], dtype=object)
     first = (~run_ids.duplicated()).to_numpy()
-    run_cols = names[:-2]
-    base = _frame([np.asarray(col, dtype=object)[first] for col in columns[:-2]], run_cols)
+    run_cols = names[:-3]
+    base = _frame([np.asarray(col, dtype=object)[first] for col in columns[:-3]], run_cols)
+    reasons = {
+        run_id: reason
+        for run_id, reason, metric in zip(columns[0], columns[-3], columns[-2], strict=True)
+        if metric == JUDGE_METRIC and reason is not None
+    }
+    base["judge_reason"] = pd.Series(
+        [reasons.get(r) for r in base["run_id"].tolist()], index=base.index, dtype=object
+    )
     scores = pd.DataFrame({
         "run_id": run_ids,
         "_metric": pd.Series(columns[-2], dtype=object),
@@ -311,8 +324,11 @@ async def spans_frame(store: Store, experiment: ExperimentRef) -> pd.DataFrame:
 
     Columns: ``trace_id, run_id, cell, item_key, repeat, span_id, parent_span_id, name, type,
     model, provider, prompt_tokens, completion_tokens, total_tokens, cost, duration_ms,
-    status, start_time``. ``model``/``provider`` are the span's own (None for spans that call
-    no model). Reads the store with one query.
+    status, start_time, output, added_entities``. ``model``/``provider`` are the span's own
+    (None for spans that call no model). ``output`` is what the span produced for a reader:
+    a Chain-of-Density iteration's denser summary, the final summary, the judge's reason
+    (None for other spans); ``added_entities`` lists the code entities an iteration added
+    (None for other spans). Reads the store with one query.
     """
     exp = await resolve_experiment(store, experiment)
     stmt = (
@@ -321,6 +337,7 @@ async def spans_frame(store: Store, experiment: ExperimentRef) -> pd.DataFrame:
             Run.repeat, _text(Span.id), _text(Span.parent_span_id), Span.name, Span.type, Span.model, Span.provider,
             Span.prompt_tokens, Span.completion_tokens, Span.total_tokens, Span.cost,
             Span.duration_ms, Span.status, Span.start_time, ExperimentCell.position,
+            Span.output_data, Span.meta_data,
         )
         .join(ExperimentCell, ExperimentCell.id == Run.cell_id)
         .join(DatasetItem, DatasetItem.id == Run.dataset_item_id)
@@ -331,9 +348,20 @@ async def spans_frame(store: Store, experiment: ExperimentRef) -> pd.DataFrame:
     names = [
         "trace_id", "run_id", "cell", "item_key", "repeat", "span_id", "parent_span_id", "name",
         "type", "model", "provider", "prompt_tokens", "completion_tokens", "total_tokens",
-        "cost", "duration_ms", "status", "start_time", "_position",
+        "cost", "duration_ms", "status", "start_time", "_position", "_output", "_meta",
     ]  # fmt: skip
     frame = _frame(columns, names)
+    frame["output"] = pd.Series(
+        [_span_output(t, n, o) for t, n, o in zip(frame["type"], frame["name"], frame["_output"],
+                                                  strict=True)],
+        index=frame.index, dtype=object,
+    )  # fmt: skip
+    frame["added_entities"] = pd.Series(
+        [list(m.get("added_entities") or []) if isinstance(m, dict) and n.startswith("iteration ")
+         else None for n, m in zip(frame["name"], frame["_meta"], strict=True)],
+        index=frame.index, dtype=object,
+    )  # fmt: skip
+    frame = frame.drop(columns=["_output", "_meta"])
     frame = frame.sort_values(["_position", "item_key", "repeat", "start_time"], kind="stable")
     frame = frame.drop(columns="_position").reset_index(drop=True)
     for col in ("trace_id", "run_id", "span_id", "parent_span_id"):
@@ -348,18 +376,51 @@ async def spans_frame(store: Store, experiment: ExperimentRef) -> pd.DataFrame:
     return frame
 
 
+def _span_output(span_type: str, name: str, output: Any) -> str | None:
+    if not isinstance(output, dict):
+        return None
+    if span_type == "judge":
+        reason = output.get("reason")
+        return reason if isinstance(reason, str) else None
+    text = output.get("text")
+    if span_type != "llm" or not isinstance(text, str):
+        return None
+    if name.startswith("iteration "):
+        from codi_eval.summarize import parse_iteration_answer
+
+        return parse_iteration_answer(text)[0]
+    return text
+
+
 # --------------------------------------------------------------------------- A/B
 
 
-def _check_cells(runs: pd.DataFrame, *cells: str) -> None:
-    known = list(dict.fromkeys(runs["cell"].tolist()))
+def _check_cells(runs: pd.DataFrame, *cells: str) -> list[str]:
+    """The cell keys ``cells`` name: keys, or their labels in the results table (``v2/d3``).
+    An unknown one raises :class:`InputError` listing the cells, with a did-you-mean."""
+    from codi_eval.analysis.labels import cell_labels, suggest
+
+    firsts = runs.drop_duplicates("cell")
+    infos = [
+        CellInfo(str(r["cell"]), str(r["prompt"]), int(r["density_iterations"]), str(r["model"]))
+        for r in firsts.to_dict("records")
+    ]
+    known = [c.key for c in infos]
+    by_label = {label: key for key, label in cell_labels(infos).labels.items()}
+    keys = []
     for cell in cells:
-        if cell not in known:
+        if cell in known:
+            keys.append(cell)
+        elif cell in by_label:
+            keys.append(by_label[cell])
+        else:
             name = runs.attrs.get("experiment_name", "the experiment")
             raise InputError(
-                f"no cell {cell!r} in experiment {name}; its cells are: {', '.join(known) or 'none'}",
+                f"no cell {cell!r} in experiment {name}; its cells are: "
+                f"{', '.join(known) or 'none'}{suggest(cell, [*known, *by_label])}",
                 field="cell",
             )
+    return keys
 
 
 def _check_metric(runs: pd.DataFrame, metric: str) -> None:
@@ -374,14 +435,15 @@ def _check_metric(runs: pd.DataFrame, metric: str) -> None:
 def compare_runs(
     runs: pd.DataFrame, a: str, b: str, metric: str = JUDGE_METRIC, **options: Any
 ) -> PairedComparison:
-    """Cell ``b`` against cell ``a`` of a :func:`runs_frame` on ``metric`` (``b - a``).
+    """Cell ``b`` against cell ``a`` of a :func:`runs_frame` on ``metric`` (``b - a``);
+    a cell is named by its key or its label in the results table (``v2/d3``).
 
     Succeeded runs only; runs are paired by ``item_key`` and repeats of an item are averaged
     inside :func:`~codi_eval.analysis.stats.paired_comparison` (``options`` go to it, e.g.
     ``seed``, ``alpha``). Raises :class:`InputError` naming the experiment's cell keys (or
     metrics) when ``a``, ``b`` or ``metric`` is unknown.
     """
-    _check_cells(runs, a, b)
+    a, b = _check_cells(runs, a, b)
     _check_metric(runs, metric)
     ok = runs[runs["status"] == "succeeded"]
     cols = ["item_key", "repeat", metric]
@@ -408,7 +470,7 @@ async def compare_cells(
 def _compare_all_runs(
     runs: pd.DataFrame, a: str, b: str, metrics: Sequence[str] | None, **options: Any
 ) -> dict[str, PairedComparison]:
-    _check_cells(runs, a, b)
+    a, b = _check_cells(runs, a, b)
     chosen = list(metrics) if metrics is not None else metric_columns(runs)
     for metric in chosen:
         _check_metric(runs, metric)

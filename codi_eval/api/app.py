@@ -95,8 +95,12 @@ def make_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
     return web.AppRunner(app, handler_cancellation=True, **kwargs)
 
 
-def create_app(store: Store, settings: Settings) -> web.Application:
+def create_app(store: Store, settings: Settings, *, viewer: bool = False) -> web.Application:
     """The API over ``store``; the caller opens and closes the store.
+
+    ``viewer=True`` also mounts the local web viewer's pages (:mod:`codi_eval.viewer`),
+    which need no token: only ``codi-eval view`` asks for it, bound to 127.0.0.1.
+    ``codi-eval serve`` never does, so users' traces are never served without auth.
 
     On start-up the prompt registry is seeded from ``settings.prompts_dir`` (idempotent),
     the summary prompts are loaded, and one client per offered model is built in a thread
@@ -133,6 +137,10 @@ def create_app(store: Store, settings: Settings) -> web.Application:
             _endpoint(op, bodies.get(op.id, op.body), settings.api_body_timeout_s),
             name=op.id,
         )
+    if viewer:
+        from codi_eval.viewer import add_viewer
+
+        add_viewer(app, store)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app

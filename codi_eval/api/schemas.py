@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from codi_eval.analysis.cells import CellResult
+from codi_eval.analysis.outputs import RunBrief, RunOutput
 from codi_eval.analysis.stats import PairedComparison
 from codi_eval.code_facts import SUPPORTED_LANGUAGES, accepted_language_names, canonical_language
 
@@ -395,6 +396,50 @@ class CompareQuery(Query):
         max_length=100,
         description="summary_quality (the judge) or any recorded metric, e.g. rouge_l.",
     )
+
+
+class ExperimentRunsQuery(Query):
+    cell: Text | None = Field(
+        default=None, min_length=1, max_length=255, description="Only this cell (its key)."
+    )
+    item: Text | None = Field(
+        default=None, min_length=1, max_length=512, description="Only this dataset item (its key)."
+    )
+    status: Literal["pending", "running", "succeeded", "failed"] | None = Field(
+        default=None, description="Only runs in this state."
+    )
+    page: int = Field(default=1, ge=1, le=1_000_000, description="1-based page.")
+    page_size: int = Field(default=20, ge=1, le=100, description="Runs per page.")
+
+
+class ExperimentRunList(Response):
+    """An experiment's runs (shared by all users) with what each one produced: the final
+    summary and the judge's score (``summary_quality``) and reason."""
+
+    experiment_id: uuid.UUID
+    runs: list[RunBrief]
+    total: int = Field(ge=0)
+    page: int = Field(ge=1)
+    page_size: int = Field(ge=1, le=100)
+
+
+class ExperimentRunPath(Query):
+    experiment_id: Text = Field(
+        min_length=1,
+        max_length=255,
+        description="Experiment id, unique id prefix, or name (the newest with that name).",
+    )
+    run_id: Text = Field(min_length=1, max_length=100, description="The run's id.")
+
+
+class ExperimentRun(Response):
+    """One run of an experiment: the code, every Chain-of-Density iteration with the
+    entities it added, the final summary, the judge's score and reason, the metrics, tokens,
+    cost and latency; and its trace as a span tree (experiment traces are readable by every
+    authenticated user; a user's own traces stay private under /traces)."""
+
+    run: RunOutput
+    spans: list[Span] = Field(description="The run's trace: root spans, each nesting its children.")
 
 
 def _comparison_model() -> type[Response]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import subprocess
 import sys
 import time
 from typing import Any
 
 import click
+from rich.console import RenderableType
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -114,39 +116,153 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def results_table(results: list[CellResult]) -> Table:
+def _cost(value: float | None) -> str:
+    # Unknown is not zero: a model without a price in configs/prices.yaml costs "unknown".
+    if value is None:
+        return "unknown"
+    return "0" if value == 0 else f"{value:.4f}"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+#: Short headers for the metrics the judges and configs/ define (the legend spells them out).
+METRIC_HEADERS = {
+    "entity_density": "density",
+    "identifier_coverage": "id_cover",
+    "compression": "compress",
+    "summary_quality": "quality",
+}
+#: The width the default table must fit (a terminal narrower than this is fitted instead).
+TABLE_WIDTH = 100
+
+
+def _quality(r: CellResult) -> str:
+    if r.judge_mean is None:
+        return "—"
+    if r.judge_ci_low is None or r.judge_ci_high is None:
+        return f"{r.judge_mean:.3f}"
+    return f"{r.judge_mean:.3f} ±{(r.judge_ci_high - r.judge_ci_low) / 2:.3f}"
+
+
+def _failed(r: CellResult, wide: bool) -> str:
+    text = str(r.failed)
+    if r.pending:
+        text += f" (+{r.pending} pending)"
+    if wide and r.errors:
+        text += " " + ", ".join(f"{k} {v}" for k, v in r.errors.items())
+    return text
+
+
+def _columns(results: list[CellResult], wide: bool) -> list[tuple[str, str, list[str]]]:
+    """(header, justify, values) per column, in the order shown; the optional ones last."""
+    from codi_eval.analysis.labels import cell_labels
+
+    labels = cell_labels(results).labels if not wide else {r.key: r.key for r in results}
     metric_names = sorted({m for r in results for m in r.metrics})
-    table = Table(title="results per cell", show_lines=False)
-    for col in (
-        "cell",
-        "n",
-        "judge (95% CI)",
-        *metric_names,
-        "failed",
-        "tokens",
-        "cost $",
-        "p50 ms",
-        "p95 ms",
-    ):
-        table.add_column(col, justify="left" if col == "cell" else "right")
-    for r in results:
-        judge = (
-            "—"
-            if r.judge_mean is None
-            else f"{r.judge_mean:.3f} ({_fmt(r.judge_ci_low)}..{_fmt(r.judge_ci_high)})"
-        )
-        table.add_row(
-            r.key,
-            str(r.succeeded),
-            judge,
-            *(_fmt(r.metrics.get(m)) for m in metric_names),
-            str(r.failed) + (f" {dict(r.errors)}" if r.errors else ""),
-            f"{r.total_tokens:,}",
-            _fmt(r.cost, 4),
-            _fmt(r.latency_p50_ms, 0),
-            _fmt(r.latency_p95_ms, 0),
-        )
+    columns: list[tuple[str, str, list[str]]] = [
+        ("cell", "left", [labels[r.key] for r in results]),
+        ("n", "right", [str(r.succeeded) for r in results]),
+        (
+            "summary_quality (95% CI)" if wide else "quality ±95%",
+            "right",
+            [_quality(r) for r in results],
+        ),
+    ]
+    for m in metric_names:
+        header = m if wide else METRIC_HEADERS.get(m, m)
+        columns.append((header, "right", [_fmt(r.metrics.get(m)) for r in results]))
+    columns += [
+        ("failed", "right", [_failed(r, wide) for r in results]),
+        ("tokens", "right", [f"{r.total_tokens:,}" for r in results]),
+        ("cost $", "right", [_cost(r.cost) for r in results]),
+        ("p50 ms", "right", [_ms(r.latency_p50_ms) for r in results]),
+        ("p95 ms", "right", [_ms(r.latency_p95_ms) for r in results]),
+    ]
+    return columns
+
+
+# Dropped first when the table does not fit (p95, then the metrics from the last).
+_OPTIONAL = ("p95 ms",)
+
+
+def _build_table(columns: list[tuple[str, str, list[str]]], rows: int) -> Table:
+    from rich import box
+
+    table = Table(
+        title="results per cell", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
+    for header, justify, _ in columns:
+        table.add_column(header, justify="left" if justify == "left" else "right", no_wrap=True)
+    for i in range(rows):
+        table.add_row(*(values[i] for _, _, values in columns))
     return table
+
+
+def _table_width(table: Table) -> int:
+    """The width the table needs to show every cell in full (measured by rich itself)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=1000, file=io.StringIO())
+    return Measurement.get(console, console.options, table).maximum
+
+
+def results_table(
+    results: list[CellResult], *, wide: bool = False, width: int | None = None
+) -> RenderableType:
+    """The end-of-run table: one row per cell, with a legend under it.
+
+    By default it fits ``width`` (at most :data:`TABLE_WIDTH`) columns: cells get short
+    labels from the factors that vary (``v2/d3``), metric headers are abbreviated, and
+    columns that still do not fit are left out (the legend says which; ``--wide`` shows
+    all, with full keys). The judge's score is ``summary_quality`` (mean ± half the 95%
+    Student-t interval); cost is "unknown" for a model without a price, never 0.
+    """
+    from rich.console import Group
+
+    from codi_eval.analysis.labels import cell_labels
+
+    columns = _columns(results, wide)
+    table = _build_table(columns, len(results))
+    hidden: list[str] = []
+    limit = min(width or TABLE_WIDTH, TABLE_WIDTH)
+    if not wide:
+        metric_headers = [
+            METRIC_HEADERS.get(m, m) for m in sorted({m for r in results for m in r.metrics})
+        ]
+        for header in (*_OPTIONAL, *reversed(metric_headers)):
+            if _table_width(table) <= limit:
+                break
+            columns = [c for c in columns if c[0] != header]
+            hidden.append(header)
+            table = _build_table(columns, len(results))
+    notes: list[str] = []
+    if not wide:
+        labels = cell_labels(results)
+        notes += labels.legend()
+        used = [
+            f"{METRIC_HEADERS[m]} = {m}"
+            for m in sorted({m for r in results for m in r.metrics})
+            if m in METRIC_HEADERS and METRIC_HEADERS[m] not in hidden
+        ]
+        notes.append(
+            "quality = summary_quality, the judge's score (mean ±half its 95% CI)"
+            + ("; " + ", ".join(used) if used else "")
+        )
+        if hidden:
+            notes.append(
+                f"not shown to fit {limit} columns: {', '.join(hidden)} (--wide shows all)"
+            )
+    errors = {k: v for r in results for k, v in r.errors.items()}
+    if errors and not wide:
+        notes.append(
+            "failures by error: " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
+        )
+    if any(r.cost is None for r in results):
+        notes.append("cost unknown: a model has no price in configs/prices.yaml")
+    return Group(table, *(Text(n, style="dim") for n in notes))
 
 
 @click.command()
@@ -179,6 +295,7 @@ def results_table(results: list[CellResult]) -> Table:
     show_default=True,
     help="Processes on this machine working on the experiment (this one plus N-1 workers).",
 )
+@click.option("--wide", is_flag=True, help="Every column with full cell keys (no 100-column fit).")
 @run_async
 async def run(
     spec_file: str,
@@ -189,6 +306,7 @@ async def run(
     no_cache: bool,
     retry_failed: bool,
     workers: int,
+    wide: bool = False,
 ) -> None:
     """Run the experiment in SPEC (YAML): every cell × item × repeat, judged and traced.
 
@@ -305,7 +423,7 @@ async def run(
     if as_json:
         emit_json(summary)
     else:
-        out.print(results_table(results))
+        out.print(results_table(results, wide=wide, width=out.width))
         out.print(
             f"experiment {prepared.experiment.id}  ({succeeded} succeeded, {failed} failed"
             + (f", {not_done} not done" if not_done else "")

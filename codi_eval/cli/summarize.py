@@ -64,6 +64,32 @@ def extract_function(source: str, name: str, path: str) -> str:
     return textwrap.dedent(segment or "")
 
 
+# What counts as "something to summarize" in a file: a declaration of one of these kinds.
+SUMMARIZABLE = frozenset(
+    {"function", "method", "constructor", "getter", "setter", "operator", "class", "mixin",
+     "extension", "extension type", "enum"}
+)  # fmt: skip
+
+
+def require_something_to_summarize(code: str, language: str, path: str) -> None:
+    """Refuse (exit 2) a file that is not code, or code with no function or class in it:
+    ``summarize README.md`` must not "succeed" with a score for prose."""
+    from codi_eval import code_facts
+
+    if language == "text":
+        known = ", ".join(sorted(LANGUAGES))
+        raise InputError(
+            f"not a source file codi-eval can summarize (its extension is not one of {known})",
+            file=path,
+        )
+    if code_facts.canonical_language(language) is None:
+        return  # token-based facts only: no parser to tell a function from prose
+    facts = code_facts.analyze(code, language)
+    if facts.kind in SUMMARIZABLE or any(d.kind in SUMMARIZABLE for d in facts.declarations):
+        return
+    raise InputError(f"no function or class to summarize in this {language} file", file=path)
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -122,6 +148,8 @@ async def summarize(
         code = source
     if not code.strip():
         raise InputError("there is no code to summarize", file=str(file))
+    if not function:
+        require_something_to_summarize(code, language, str(file))
     settings = get_settings()
     async with open_store(settings) as store:
         await ensure_seeded(store, settings.prompts_dir)

@@ -20,6 +20,10 @@ from codi_eval.api.schemas import (
     ExperimentDetail,
     ExperimentList,
     ExperimentPath,
+    ExperimentRun,
+    ExperimentRunList,
+    ExperimentRunPath,
+    ExperimentRunsQuery,
     ExperimentSummary,
 )
 from codi_eval.api.state import SERVICES
@@ -151,3 +155,68 @@ async def compare_cells(request: web.Request, inputs: Inputs) -> BaseModel:
         paired_comparison, values["a"], values["b"], metric=q.metric, label_a=q.a, label_b=q.b
     )
     return Comparison.model_validate(comparison.to_dict())
+
+
+@operation(
+    "GET",
+    "/experiments/{experiment_id}/runs",
+    id="listExperimentRuns",
+    tag="experiments",
+    summary="An experiment's runs with their final summaries and the judge's score and reason.",
+    response=ExperimentRunList,
+    path_params=ExperimentPath,
+    query=ExperimentRunsQuery,
+    errors=(404,),
+)
+async def list_experiment_runs(request: web.Request, inputs: Inputs) -> ExperimentRunList:
+    from codi_eval.analysis.outputs import run_briefs
+
+    q: ExperimentRunsQuery = inputs.query
+    exp = await _experiment(request, inputs.path.experiment_id)
+    try:
+        total, runs = await run_briefs(
+            request.app[SERVICES].store,
+            exp,
+            q.cell,
+            q.item,
+            status=q.status,
+            limit=q.page_size,
+            offset=(q.page - 1) * q.page_size,
+            name_store=False,
+        )
+    except NotFound as exc:
+        raise ApiError(404, "not_found", exc.message, field=exc.field) from None
+    return ExperimentRunList(
+        experiment_id=exp.id, runs=runs, total=total, page=q.page, page_size=q.page_size
+    )
+
+
+@operation(
+    "GET",
+    "/experiments/{experiment_id}/runs/{run_id}",
+    id="getExperimentRun",
+    tag="experiments",
+    summary="One run: code, CoD iterations with added entities, summary, judge's reason, "
+    "metrics, usage and its span tree.",
+    response=ExperimentRun,
+    path_params=ExperimentRunPath,
+    errors=(404,),
+)
+async def get_experiment_run(request: web.Request, inputs: Inputs) -> ExperimentRun:
+    import uuid
+
+    from codi_eval.analysis.outputs import run_output
+    from codi_eval.api.routes.traces import span_tree
+
+    exp = await _experiment(request, inputs.path.experiment_id)
+    try:
+        run_id = uuid.UUID(inputs.path.run_id)
+        run = await run_output(request.app[SERVICES].store, exp, run_id)
+    except (ValueError, NotFound):
+        raise not_found("run", field="run_id") from None
+    spans = []
+    if run.trace_id is not None:
+        spans = span_tree(
+            await queries.spans_of(await connection(request), uuid.UUID(run.trace_id))
+        )
+    return ExperimentRun(run=run, spans=spans)
