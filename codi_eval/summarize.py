@@ -16,7 +16,6 @@ summarization::
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codi_eval import code_facts
+from codi_eval.answers import json_values, strip_fence
 from codi_eval.judging import Judge, Judgement
 from codi_eval.judging.metrics import MetricScore, score_all
 from codi_eval.models.base import GenerateRequest, Generation, Model, ModelError, Usage
@@ -92,53 +92,36 @@ class Outcome:
         return self.judgement.score if self.judgement and self.judgement.ok else None
 
 
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
-
-
 def parse_iteration_answer(text: str) -> tuple[str, list[str]]:
     """The denser summary and named missing entities from an iteration answer.
 
-    Models are asked for ``{"missing_entities": [...], "denser_summary": "..."}``; prose
-    around the JSON and code fences are tolerated, and an answer without JSON is taken
-    as the summary itself (with no entities named).
+    Models are asked for ``{"missing_entities": [...], "denser_summary": "..."}``; the JSON is
+    found by :func:`codi_eval.answers.json_values` (fences, prose around it, sloppy quoting),
+    and an answer without such JSON is taken as the summary itself (with no entities named).
     """
-    stripped = _FENCE.sub("", text.strip())
-    for data in _json_candidates(stripped):
+    for found in json_values(text):
+        data = found.value
         if isinstance(data, list) and data and isinstance(data[-1], dict):
             data = data[-1]  # the paper's format: one object per step, the last is the densest
-        if isinstance(data, dict):
-            summary = next(
-                (
-                    data[k]
-                    for k in ("denser_summary", "Denser_Summary", "summary")
-                    if isinstance(data.get(k), str)
-                ),
-                None,
-            )
-            entities = data.get("missing_entities", data.get("Missing_Entities", []))
-            if isinstance(entities, str):
-                entities = [e.strip() for e in re.split(r"[;,]", entities) if e.strip()]
-            if not isinstance(entities, list):
-                entities = []
-            if summary is not None:
-                return summary.strip(), [str(e) for e in entities if str(e).strip()]
-    return stripped, []
-
-
-def _json_candidates(text: str) -> list[Any]:
-    """JSON values found in an answer: the whole text, else its [...] or {...} span."""
-    spans = [text]
-    for open_, close in (("[", "]"), ("{", "}")):
-        start, end = text.find(open_), text.rfind(close)
-        if start != -1 and end > start:
-            spans.append(text[start : end + 1])
-    found = []
-    for span in spans:
-        try:
-            found.append(json.loads(span))
-        except (json.JSONDecodeError, RecursionError):
+        if not isinstance(data, dict):
             continue
-    return found
+        summary = next(
+            (
+                data[k]
+                for k in ("denser_summary", "Denser_Summary", "summary")
+                if isinstance(data.get(k), str)
+            ),
+            None,
+        )
+        if summary is None:
+            continue
+        entities = data.get("missing_entities", data.get("Missing_Entities", []))
+        if isinstance(entities, str):
+            entities = [e.strip() for e in re.split(r"[;,]", entities) if e.strip()]
+        if not isinstance(entities, list):
+            entities = []
+        return summary.strip(), [str(e) for e in entities if str(e).strip()]
+    return strip_fence(text), []
 
 
 def _merge_usage(a: Usage, b: Usage) -> Usage:
@@ -307,7 +290,7 @@ class Summarizer:
             final, span = await self._call(
                 "final", self.final_prompt, final_values, final_context, {}
             )
-            summary = _FENCE.sub("", final.text.strip()).strip()
+            summary = strip_fence(final.text)
             if not summary:
                 raise ModelError("empty", "the final summary call returned no text")
             span.update(
