@@ -19,14 +19,15 @@ from codi_eval.judging.metrics import (
     score_all,
 )
 from codi_eval.judging.offline_judge import OfflineJudge
-from codi_eval.judging.parser import SCALES, normalise_score, parse_judge_answer
+from codi_eval.judging.parser import parse_judge_answer
 from codi_eval.judging.registry import get_judge, load_judge_prompt
+from codi_eval.judging.scale import DEFAULT_SCALE, Scale
 
 __all__ = [
+    "DEFAULT_SCALE",
     "JUDGE_METRICS",
     "JUDGE_SCHEMA",
     "METRICS",
-    "SCALES",
     "CodeQualityJudge",
     "Judge",
     "Judgement",
@@ -35,11 +36,11 @@ __all__ = [
     "Metric",
     "MetricScore",
     "OfflineJudge",
+    "Scale",
     "get_judge",
     "get_metric",
     "is_judge_metric",
     "load_judge_prompt",
-    "normalise_score",
     "parse_judge_answer",
     "score_all",
 ]

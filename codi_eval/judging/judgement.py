@@ -15,11 +15,12 @@ class Judgement:
     """One judge's verdict on one summary (or piece of code).
 
     ``score`` is normalised to [0, 1] when ``status == "ok"`` and is ``None`` when the
-    judge's answer could not be read (``status == "failed"``); a failed judgement keeps the
-    judge's ``raw`` text so the trace shows what went wrong. ``scale`` names the scale the
-    judge answered on ("0-1", "1-5", "0-10", "0-100", "0-<M>" for an "x/M" answer).
-    ``generation`` carries the model call (usage, latency, cost) for the tracer; it is
-    ``None`` for judges that call no model.
+    judge's answer could not be read or was off its declared scale (``status ==
+    "failed"``); a failed judgement keeps the judge's ``raw`` text so the trace shows what
+    went wrong. ``scale`` names the scale the number was read on: the prompt's declared one
+    ("0-1", "1-5"), or one the answer stated ("0-10" for "8/10", "0-100" for "80%");
+    ``meta["declared_scale"]`` holds the declaration. ``generation`` carries the model call
+    (usage, latency, cost) for the tracer; it is ``None`` for judges that call no model.
     """
 
     metric_name: str
