@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from codi_eval import code_facts
@@ -39,6 +40,14 @@ DEFAULT_METRICS = (
     "bleu4",
 )
 DEFAULT_INSTRUCTION = "Explain what this code does and how."
+
+
+def effective_instruction(item: str | None, spec: str | None = None) -> str:
+    """The instruction a summary is written and judged for: the item's, else the spec's,
+    else :data:`DEFAULT_INSTRUCTION`. Re-judging (judge-check, pairwise) uses the same rule."""
+    return item or spec or DEFAULT_INSTRUCTION
+
+
 NO_SUMMARY_YET = "(none yet: this is the first summary)"
 
 
@@ -381,7 +390,7 @@ class Summarizer:
         the transaction that stores it (``record_run``), which
         then also runs when the summarization fails (the tree carries the error).
         """
-        instruction = instruction or DEFAULT_INSTRUCTION
+        instruction = effective_instruction(instruction)
         # "Dart" or "flutter" from a caller: the prompts fence code with the canonical name.
         language = code_facts.canonical_language(language) or language
         started = time.perf_counter()
@@ -461,32 +470,38 @@ async def build_summarizer(
     word_budget: int = 50,
     metrics: Sequence[str] = DEFAULT_METRICS,
     model_kwargs: dict[str, Any] | None = None,
+    prompts_dir: Path | None = None,
 ) -> Summarizer:
     """A :class:`Summarizer` from the names a user types (model names, prompt refs).
 
-    Raises :class:`~codi_eval.errors.InputError` for an unknown model or prompt version.
+    The judge (``judge`` model with rubric ``judge_prompt``, scored) comes from the judge
+    registry, as the runner's does; ``prompts_dir`` is where the prompt files declaring
+    scales live (default: the settings'). Raises :class:`~codi_eval.errors.InputError` for
+    an unknown model or prompt version.
     """
     from codi_eval.errors import InputError
-    from codi_eval.judging import LLMJudge, OfflineJudge
+    from codi_eval.judging import build_score_judge
+    from codi_eval.judging import judge_prompt as resolve_judge_prompt
     from codi_eval.models.registry import get_model
     from codi_eval.prompts import get_prompt
 
     try:
         llm = get_model(model, model_kwargs)
-        judge_model = (
-            None if judge is None or judge.startswith("offline") else get_model(judge, model_kwargs)
-        )
     except ValueError as exc:
         raise InputError(str(exc), field="model") from None
     it = await get_prompt(store, iteration_prompt)
     fin = await get_prompt(store, final_prompt)
     the_judge: Judge | None = None
     if judge is not None:
-        if judge_model is None:
-            the_judge = OfflineJudge()
-        else:
-            jp = await get_prompt(store, judge_prompt)
-            the_judge = LLMJudge(judge_model, jp.template, prompt_ref=jp.ref)
+        jp = await get_prompt(store, judge_prompt)
+        try:
+            the_judge = build_score_judge(
+                judge,
+                resolve_judge_prompt(jp.ref, jp.template, prompts_dir),
+                models=lambda name: get_model(name, model_kwargs),
+            )
+        except ValueError as exc:
+            raise InputError(str(exc), field="judge") from None
     return Summarizer(
         model=llm,
         judge=the_judge,

@@ -176,6 +176,8 @@ def test_shipped_prompt_files_are_versioned_templates_that_declare_their_scale()
     for file, name, version, needed, scale in [
         ("summary_judge_v1.yaml", "summary_judge", 1, {"code", "instruction", "summary"},
          {"min": 0, "max": 1, "integer": False}),
+        ("summary_judge_v2.yaml", "summary_judge", 2, {"code", "instruction", "summary"},
+         {"min": 1, "max": 5, "integer": True}),
         ("code_quality_judge_v1.yaml", "code_quality_judge", 1, {"code", "instruction"},
          {"min": 0, "max": 1, "integer": False}),
     ]:  # fmt: skip
@@ -282,7 +284,7 @@ def test_get_judge_offline_is_the_heuristic() -> None:
     judge = get_judge("offline", None, "summary_judge@1")
     assert isinstance(judge, OfflineJudge)
     assert judge.prompt_ref == "summary_judge@1"
-    with pytest.raises(ValueError, match="no offline code-quality judge"):
+    with pytest.raises(ValueError, match="no offline code_quality_judge judge"):
         get_judge("offline", None, "code_quality_judge@1")
 
 

@@ -145,16 +145,20 @@ async def test_declaring_a_scale_is_not_a_template_change_on_a_store_seeded_befo
     store: Store, tmp_path: Path
 ) -> None:
     old = _without_scales(PROMPTS, tmp_path / "old")
+    for name in ("summary_judge_v2.yaml",):
+        (old / name).unlink()  # versions added with scales
     before = await seed_prompts(store, old)
     assert "summary_judge@1" in before.created
     after = await seed_prompts(store, PROMPTS)
-    assert after.created == []
-    assert set(before.created) == set(after.unchanged)
+    assert sorted(after.created) == ["summary_judge@2"]
+    assert set(before.created) <= set(after.unchanged)
     again = await seed_prompts(store, PROMPTS)
     assert again.created == []
     # The stored template is the one the scale was declared for, so the scale is found.
     stored = await get_prompt(store, "summary_judge@1")
     assert prompt_scale(stored.ref, stored.template, PROMPTS) == Scale(min=0, max=1)
+    v2 = await get_prompt(store, "summary_judge@2")
+    assert prompt_scale(v2.ref, v2.template, PROMPTS) == Scale(min=1, max=5, integer=True)
     # ... and not for another text under the same reference.
     assert prompt_scale(stored.ref, stored.template + "x", PROMPTS) is None
 

@@ -355,19 +355,15 @@ class Runner:
     def summarizer(self, cell: ExperimentCell, repeat: int) -> Summarizer:
         key = (cell.id, repeat)
         if key not in self._summarizers:
-            from codi_eval.judging import LLMJudge, OfflineJudge
+            from codi_eval.judging import Judge, build_score_judge, judge_prompt
 
             spec = self.spec
-            judge: Any
-            if spec.judge.model.startswith("offline"):
-                judge = OfflineJudge()
-            else:
-                jp = self.prepared.prompts[spec.judge.prompt]
-                judge = LLMJudge(
-                    self.managed(spec.judge.model).for_repeat(repeat),
-                    jp.template,
-                    prompt_ref=jp.ref,
-                )
+            jp = self.prepared.prompts[spec.judge.prompt]
+            judge: Judge = build_score_judge(
+                spec.judge.model,
+                judge_prompt(jp.ref, jp.template, self.settings.prompts_dir),
+                models=lambda name: self.managed(name).for_repeat(repeat),
+            )
             seed = None if spec.seed is None else spec.seed + repeat
             self._summarizers[key] = Summarizer(
                 model=self.managed(cell.model).for_repeat(repeat),

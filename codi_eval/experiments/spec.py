@@ -130,8 +130,18 @@ class Matrix(_Section):
 
 
 class Judge(_Section):
+    """Who scores the summaries: the judge registry builds it from these fields, with the
+    scale the prompt file declares."""
+
     model: ModelName = "offline"
     prompt: PromptRef = "summary_judge@1"
+
+    @model_validator(mode="after")
+    def _buildable(self) -> Judge:
+        from codi_eval.judging.registry import check_judge
+
+        check_judge(self.model, self.prompt, "score")
+        return self
 
 
 class ModelLimits(_Section):
