@@ -246,6 +246,7 @@ def judge_models(store: Store, use_cache: bool) -> Callable[[str, int], Model]:
                 limiter=RateLimiter(None), semaphore=None, policy=RetryPolicy(),
                 totals=CallStats(),
             )  # fmt: skip
+            model.name = name  # the spec's name, ?base_url and all: the cache identity reads it
             managed[name] = model
         return managed[name].for_repeat(repeat)
 

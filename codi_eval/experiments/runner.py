@@ -340,7 +340,7 @@ class Runner:
             )
             # The offline baseline is deterministic and free: caching it would only add writes.
             cache = self._cache if self.use_cache and remote else None
-            self._models[name] = ManagedModel(
+            managed = ManagedModel(
                 inner,
                 cache=cache,
                 limiter=RateLimiter(rpm),
@@ -350,6 +350,10 @@ class Runner:
                 ),
                 totals=self.progress.stats,
             )
+            # The spec's name, ?base_url and all: the cache key's identity is read from it
+            # (an OpenAI-compatible model's own name drops the endpoint).
+            managed.name = name
+            self._models[name] = managed
         return self._models[name]
 
     def summarizer(self, cell: ExperimentCell, repeat: int) -> Summarizer:
