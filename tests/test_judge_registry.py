@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from codi_eval.analysis.reliability import _make_judges, judge_check
+from codi_eval.analysis.reliability import _make_judges, judge_check, judge_models
 from codi_eval.datasets import load_jsonl, write_jsonl
 from codi_eval.errors import InputError
 from codi_eval.experiments.runner import Runner, prepare
@@ -99,7 +99,8 @@ async def test_runner_summarize_judge_check_and_get_judge_build_the_same_judge(
         )
     ).judge
     stored = prepared.prompts[prompt]
-    from_check = _make_judges(store, model, judge_prompt(stored.ref, stored.template), 1, True)[0]
+    models = judge_models(store, True)
+    from_check = _make_judges(models, model, judge_prompt(stored.ref, stored.template), 1)[0]
     from_get_judge = get_judge(model, None, prompt)
     expected = shape(from_get_judge)
     assert shape(from_runner) == shape(from_summarize) == shape(from_check) == expected
@@ -143,9 +144,29 @@ async def test_judge_check_re_judges_with_the_prompt_the_run_was_judged_with(
 
 def test_a_spec_whose_judge_cannot_be_built_is_refused_before_anything_runs(tmp_path: Path) -> None:
     data = dataset(tmp_path, 1)
-    with pytest.raises(InputError, match="no offline code_quality_judge") as caught:
-        load_spec(write_spec(tmp_path, data, "{model: offline, prompt: code_quality_judge@1}"))
-    assert "judge" in str(caught.value)
+    for judge, message in [
+        ("{model: offline, prompt: code_quality_judge@1}", "no offline code_quality_judge"),
+        ("{mode: pairwise, prompt: summary_judge@1}", "is a score rubric"),
+        ("{mode: score, prompt: pairwise_judge@1}", "is a pairwise rubric"),
+    ]:
+        with pytest.raises(InputError, match=message) as caught:
+            load_spec(write_spec(tmp_path, data, judge))
+        assert "judge" in str(caught.value)
+
+
+def test_judge_mode_defaults_keep_old_spec_hashes_and_pick_the_pairwise_prompt(
+    tmp_path: Path,
+) -> None:
+    data = dataset(tmp_path, 1)
+    scored = load_spec(write_spec(tmp_path, data, "{model: offline}"))
+    assert scored.identity()["judge"] == {"model": "offline", "prompt": "summary_judge@1"}
+    pairwise = load_spec(write_spec(tmp_path, data, "{model: offline, mode: pairwise}"))
+    assert pairwise.judge.prompt == "pairwise_judge@1"
+    assert pairwise.identity()["judge"] == {
+        "model": "offline",
+        "prompt": "pairwise_judge@1",
+        "mode": "pairwise",
+    }
 
 
 def test_a_registered_kind_is_what_build_judge_returns() -> None:

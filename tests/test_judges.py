@@ -190,6 +190,9 @@ def test_shipped_prompt_files_are_versioned_templates_that_declare_their_scale()
         # The template says the same range the declaration does.
         low, high = scale["min"], scale["max"]
         assert f"from {low} to {high}" in data["template"]
+    pairwise = yaml.safe_load((PROMPTS / "pairwise_judge_v1.yaml").read_text())
+    assert set(variables(pairwise["template"])) == {"code", "instruction", "summary_a", "summary_b"}
+    assert '"winner"' in pairwise["template"] and "scale" not in pairwise
 
 
 async def test_llm_judge_renders_calls_at_temperature_zero_with_schema_and_parses_fences() -> None:

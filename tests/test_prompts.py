@@ -145,12 +145,12 @@ async def test_declaring_a_scale_is_not_a_template_change_on_a_store_seeded_befo
     store: Store, tmp_path: Path
 ) -> None:
     old = _without_scales(PROMPTS, tmp_path / "old")
-    for name in ("summary_judge_v2.yaml",):
+    for name in ("summary_judge_v2.yaml", "pairwise_judge_v1.yaml"):
         (old / name).unlink()  # versions added with scales
     before = await seed_prompts(store, old)
     assert "summary_judge@1" in before.created
     after = await seed_prompts(store, PROMPTS)
-    assert sorted(after.created) == ["summary_judge@2"]
+    assert sorted(after.created) == ["pairwise_judge@1", "summary_judge@2"]
     assert set(before.created) <= set(after.unchanged)
     again = await seed_prompts(store, PROMPTS)
     assert again.created == []

@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -223,43 +223,54 @@ async def _judge_template(store: Store, ref: str) -> str | None:
         return None  # not seeded in this store: the judge reads configs/prompts
 
 
-def judge_models(store: Store, use_cache: bool) -> Callable[[str, int], Model]:
-    """``models(name, repeat)``: the judge model ``name`` for cache repeat ``repeat``.
+class JudgeModels:
+    """``models(name, repeat)``: judge model ``name`` for cache repeat ``repeat``.
 
     Outside the runner, judges' models are built here: one retried :class:`ManagedModel`
     per name behind the store's response cache (the offline baseline is not cached, as in
     the runner), keyed like any call, so a re-judgement or a pairwise verdict asked again
-    is a cache hit.
+    is a cache hit. :meth:`aclose` closes the provider clients.
     """
-    from codi_eval.experiments.cache import ResponseCache
-    from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy
-    from codi_eval.models.registry import get_model
 
-    managed: dict[str, ManagedModel] = {}
-    cache = ResponseCache(store) if use_cache else None
+    def __init__(self, store: Store, use_cache: bool) -> None:
+        from codi_eval.experiments.cache import ResponseCache
 
-    def models(name: str, repeat: int) -> Model:
-        if name not in managed:
+        self._cache = ResponseCache(store) if use_cache else None
+        self._managed: dict[str, Any] = {}
+
+    def __call__(self, name: str, repeat: int) -> Model:
+        from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy
+        from codi_eval.models.registry import get_model
+
+        if name not in self._managed:
             inner = get_model(name)
             model = ManagedModel(
-                inner, cache=cache if inner.provider != "offline" else None,
+                inner, cache=self._cache if inner.provider != "offline" else None,
                 limiter=RateLimiter(None), semaphore=None, policy=RetryPolicy(),
                 totals=CallStats(),
             )  # fmt: skip
             model.name = name  # the spec's name, ?base_url and all: the cache identity reads it
-            managed[name] = model
-        return managed[name].for_repeat(repeat)
+            self._managed[name] = model
+        return cast(Model, self._managed[name].for_repeat(repeat))
 
-    return models
+    async def aclose(self) -> None:
+        for model in self._managed.values():
+            closing = getattr(model.inner, "aclose", None)
+            if closing is not None:
+                await closing()
+        self._managed.clear()
 
 
-def _make_judges(store: Store, name: str, prompt: JudgePrompt, repeats: int,
-                 use_cache: bool) -> list[Judge]:  # fmt: skip
+def judge_models(store: Store, use_cache: bool) -> JudgeModels:
+    """The :class:`JudgeModels` of ``store`` (see there)."""
+    return JudgeModels(store, use_cache)
+
+
+def _make_judges(models: JudgeModels, name: str, prompt: JudgePrompt,
+                 repeats: int) -> list[Judge]:  # fmt: skip
     """One judge per repeat, built by the judge registry as the runner builds its judge;
     LLM judges share one cached, retried model under distinct repeats."""
     from codi_eval.judging import build_score_judge
-
-    models = judge_models(store, use_cache)
 
     def at_repeat(k: int) -> Callable[[str], Model]:
         return lambda model: models(model, JUDGE_CHECK_REPEAT_BASE + k)
@@ -317,7 +328,8 @@ async def judge_check(
             f"experiment {exp.name} has no succeeded runs with a stored summary to re-judge",
             field="experiment",
         )
-    per_judge = {name: _make_judges(store, name, prompt, repeats, use_cache) for name in names}
+    models = judge_models(store, use_cache)
+    per_judge = {name: _make_judges(models, name, prompt, repeats) for name in names}
     check_id = str(uuid7())
     gate = asyncio.Semaphore(max(1, concurrency))
 
@@ -344,9 +356,12 @@ async def judge_check(
             "created_at": utcnow(),
         }  # fmt: skip
 
-    evaluations = await asyncio.gather(
-        *(one(name, k, row) for name in names for row in summaries for k in range(repeats))
-    )
+    try:
+        evaluations = await asyncio.gather(
+            *(one(name, k, row) for name in names for row in summaries for k in range(repeats))
+        )
+    finally:
+        await models.aclose()
     async with store.transaction() as session:
         for start in range(0, len(evaluations), 2000):
             await session.execute(insert(Evaluation), evaluations[start : start + 2000])

@@ -362,12 +362,16 @@ class Runner:
             from codi_eval.judging import Judge, build_score_judge, judge_prompt
 
             spec = self.spec
-            jp = self.prepared.prompts[spec.judge.prompt]
-            judge: Judge = build_score_judge(
-                spec.judge.model,
-                judge_prompt(jp.ref, jp.template, self.settings.prompts_dir),
-                models=lambda name: self.managed(name).for_repeat(repeat),
-            )
+            judge: Judge | None = None
+            # A pairwise judge compares two cells' summaries after the runs
+            # (codi-eval compare --pairwise); runs then carry no score judgement.
+            if spec.judge.mode == "score":
+                jp = self.prepared.prompts[spec.judge.prompt]
+                judge = build_score_judge(
+                    spec.judge.model,
+                    judge_prompt(jp.ref, jp.template, self.settings.prompts_dir),
+                    models=lambda name: self.managed(name).for_repeat(repeat),
+                )
             seed = None if spec.seed is None else spec.seed + repeat
             self._summarizers[key] = Summarizer(
                 model=self.managed(cell.model).for_repeat(repeat),

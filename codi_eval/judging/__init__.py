@@ -10,7 +10,14 @@ Services build judges with :func:`build_judge` from a spec's ``judge:`` fields (
 prompt, mode); judge kinds are registered by prompt name (:func:`judge_kind`).
 """
 
-from codi_eval.judging.judgement import Judge, Judgement, JudgementStatus
+from codi_eval.judging.judgement import (
+    Judge,
+    Judgement,
+    JudgementStatus,
+    OrderVerdict,
+    PairwiseJudge,
+    PairwiseJudgement,
+)
 from codi_eval.judging.llm_judge import JUDGE_SCHEMA, CodeQualityJudge, LLMJudge
 from codi_eval.judging.metrics import (
     JUDGE_METRICS,
@@ -22,6 +29,13 @@ from codi_eval.judging.metrics import (
     score_all,
 )
 from codi_eval.judging.offline_judge import OfflineJudge
+from codi_eval.judging.pairwise import (
+    PAIRWISE_SCHEMA,
+    LLMPairwiseJudge,
+    PairwiseAnswer,
+    combine_orders,
+    parse_pairwise_answer,
+)
 from codi_eval.judging.parser import parse_judge_answer
 from codi_eval.judging.registry import (
     DEFAULT_JUDGE_PROMPT,
@@ -30,6 +44,7 @@ from codi_eval.judging.registry import (
     JudgeMode,
     JudgePrompt,
     build_judge,
+    build_pairwise_judge,
     build_score_judge,
     check_judge,
     get_judge,
@@ -48,6 +63,7 @@ __all__ = [
     "JUDGE_METRICS",
     "JUDGE_SCHEMA",
     "METRICS",
+    "PAIRWISE_SCHEMA",
     "CodeQualityJudge",
     "Judge",
     "JudgeKind",
@@ -56,13 +72,20 @@ __all__ = [
     "Judgement",
     "JudgementStatus",
     "LLMJudge",
+    "LLMPairwiseJudge",
     "Metric",
     "MetricScore",
     "OfflineJudge",
+    "OrderVerdict",
+    "PairwiseAnswer",
+    "PairwiseJudge",
+    "PairwiseJudgement",
     "Scale",
     "build_judge",
+    "build_pairwise_judge",
     "build_score_judge",
     "check_judge",
+    "combine_orders",
     "get_judge",
     "get_metric",
     "is_judge_metric",
@@ -72,5 +95,6 @@ __all__ = [
     "kind_of",
     "load_judge_prompt",
     "parse_judge_answer",
+    "parse_pairwise_answer",
     "score_all",
 ]

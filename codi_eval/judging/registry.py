@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from codi_eval.judging.judgement import Judge
+from codi_eval.judging.judgement import Judge, PairwiseJudge
 from codi_eval.judging.llm_judge import CodeQualityJudge, LLMJudge
 from codi_eval.judging.offline_judge import OfflineJudge
+from codi_eval.judging.pairwise import LLMPairwiseJudge
 from codi_eval.judging.scale import DEFAULT_SCALE, Scale
 from codi_eval.models.base import Model
 
@@ -39,6 +40,7 @@ __all__ = [
     "JudgePrompt",
     "ModelFactory",
     "build_judge",
+    "build_pairwise_judge",
     "build_score_judge",
     "check_judge",
     "get_judge",
@@ -51,7 +53,7 @@ __all__ = [
 
 JudgeMode = Literal["score", "pairwise"]
 ModelFactory = Callable[[str], Model]
-AnyJudge = Judge
+AnyJudge = Judge | PairwiseJudge
 
 DEFAULT_JUDGE_PROMPT = "summary_judge@1"
 DEFAULT_PAIRWISE_PROMPT = "pairwise_judge@1"
@@ -169,6 +171,18 @@ def build_score_judge(
     return judge
 
 
+def build_pairwise_judge(
+    model: str, prompt: JudgePrompt, *, models: ModelFactory | None = None
+) -> PairwiseJudge:
+    """:func:`build_judge` in ``pairwise`` mode, typed as the :class:`PairwiseJudge` it returns."""
+    judge = build_judge(model, prompt, mode="pairwise", models=models)
+    if not isinstance(judge, PairwiseJudge):
+        raise TypeError(
+            f"the {prompt.name} judge kind built {type(judge).__name__}, not a PairwiseJudge"
+        )
+    return judge
+
+
 @judge_kind("summary_judge", mode="score", metric="summary_quality")
 def _summary_judge(model: str, prompt: JudgePrompt, models: ModelFactory) -> AnyJudge:
     if _is_offline(model):
@@ -188,6 +202,12 @@ def _code_quality_judge(model: str, prompt: JudgePrompt, models: ModelFactory) -
     return CodeQualityJudge(
         models(model), prompt.template, prompt.ref, scale=prompt.scale or DEFAULT_SCALE
     )
+
+
+@judge_kind("pairwise_judge", mode="pairwise", metric="pairwise_preference")
+def _pairwise_judge(model: str, prompt: JudgePrompt, models: ModelFactory) -> AnyJudge:
+    # The offline model answers pairwise prompts too (from the request's context).
+    return LLMPairwiseJudge(models(model), prompt.template, prompt.ref)
 
 
 def judge_prompt(
