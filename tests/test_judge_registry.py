@@ -4,6 +4,7 @@ same judge from the same spec fields, and a re-judgement sees the original promp
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,51 @@ def test_a_registered_kind_is_what_build_judge_returns() -> None:
             judge_kind("terse_judge", mode="score", metric="x")(terse)
     finally:
         judge_registry._KINDS.pop("terse_judge", None)
+
+
+@pytest.mark.parametrize(("answer", "status", "score"), [(4, "ok", 0.75), (7, "failed", None)])
+async def test_a_gemini_judge_is_sent_its_declared_range_and_stores_its_scale(
+    store: Store, monkeypatch: pytest.MonkeyPatch, answer: int, status: str, score: float | None
+) -> None:
+    from sqlalchemy import select
+
+    from codi_eval.prompts import ensure_seeded
+    from codi_eval.store.models import Evaluation
+    from codi_eval.tracing import StoreSink
+
+    raw = json.dumps({"score": answer, "reason": "names the calls"})
+    async with GeminiServer(lambda body: raw) as server:
+        monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.base_url)
+        await ensure_seeded(store, ROOT / "configs" / "prompts")
+        sink = StoreSink(store)
+        summarizer = await build_summarizer(
+            store,
+            Tracer(sink),
+            model="offline",
+            judge="gemini-2.5-flash",
+            judge_prompt="summary_judge@2",
+            density_iterations=1,
+        )
+        outcome = await summarizer.summarize(code="def add(a, b):\n    return a + b\n")
+        await sink.close()
+        await summarizer.judge.model.aclose()  # type: ignore[union-attr]
+        (request,) = server.requests
+    schema = request.json["generationConfig"]["responseSchema"]["properties"]["score"]
+    assert (schema["type"], schema["minimum"], schema["maximum"]) == ("INTEGER", 1, 5)
+    judgement = outcome.judgement
+    assert judgement is not None and (judgement.status, judgement.score) == (status, score)
+    async with store.session() as session:
+        (stored,) = (
+            await session.scalars(
+                select(Evaluation).where(Evaluation.metric_name == "summary_quality")
+            )
+        ).all()
+    assert (stored.status, stored.score) == (status, score)
+    assert stored.meta_data["declared_scale"] == {"min": 1, "max": 5, "integer": True}
+    assert stored.meta_data["prompt"] == "summary_judge@2"
+    if status == "failed":
+        assert stored.meta_data["raw"] == raw
+        assert "outside the declared 1-5 scale" in (stored.reason or "") + str(stored.meta_data)
+    else:
+        assert stored.meta_data["scale"] == "1-5"

@@ -240,6 +240,8 @@ def test_compare_pairwise_on_an_a_biased_gemini_judge_reports_flips_as_ties(
         expected[key] += 1
     assert 0 < expected["flip"] < 20 and expected["b"] > 0  # the data make a real test
     assert (c["judged"], c["failed"], calls) == (20, 0, 40)
+    schema = server.requests[0].json["generationConfig"]["responseSchema"]
+    assert schema["properties"]["winner"]["enum"] == ["A", "B", "tie"]
     assert (c["wins_b"], c["wins_a"]) == (expected["b"], expected["a"])
     assert c["ties"] == c["inconsistent"] == expected["flip"]
     assert c["position_consistency"] == pytest.approx(1 - expected["flip"] / 20)
