@@ -2,10 +2,17 @@
 
 A prompt version is immutable: re-seeding an unchanged file does nothing, and a
 changed template under an existing (name, version) is refused — make a new version.
+
+A judge prompt also declares the scale its rubric asks for (``scale: {min: 0, max: 1,
+integer: false}``). The scale is read from the file, not stored with the version: the
+template hash covers the template text only, so declaring a scale for an existing version
+is not a template change and seeding stays idempotent on stores seeded before scales
+existed. :func:`prompt_scale` finds the declaration for a stored template.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -16,13 +23,14 @@ import yaml
 from sqlalchemy import select
 
 from codi_eval.errors import InputError, NotFound
+from codi_eval.judging.scale import Scale
 from codi_eval.store.engine import Store
 from codi_eval.store.models import Prompt
 from codi_eval.templates import render, variables
 
 NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,100}$")
 REF = re.compile(r"^(?P<name>[a-z][a-z0-9_\-]{0,100})(?:@(?P<version>\d+))?$")
-FIELDS = {"name", "version", "template", "description"}
+FIELDS = {"name", "version", "template", "description", "scale"}
 
 
 class PromptConflict(InputError):
@@ -36,6 +44,7 @@ class PromptFile:
     template: str
     description: str | None
     path: str
+    scale: Scale | None = None  # a judge prompt's declared scale; not part of the hash
 
     @property
     def ref(self) -> str:
@@ -126,7 +135,26 @@ def load_prompt_file(path: Path) -> PromptFile:
             line=_line_of(node, "description"),
             field="description",
         )
-    return PromptFile(name, version, template, description, str(path))
+    return PromptFile(
+        name, version, template, description, str(path), _scale(data.get("scale"), path, node)
+    )
+
+
+def _scale(value: Any, path: Path, node: yaml.Node | None) -> Scale | None:
+    if value is None:
+        return None
+    from pydantic import ValidationError
+
+    problem = "must be a mapping such as {min: 1, max: 5, integer: true}"
+    if isinstance(value, dict):
+        try:
+            return Scale.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            message = str(first["msg"]).removeprefix("Value error, ")
+            problem = f"{where + ': ' if where else ''}{message}"
+    raise InputError(problem, file=str(path), line=_line_of(node, "scale"), field="scale")
 
 
 def load_prompt_dir(directory: Path) -> list[PromptFile]:
@@ -139,6 +167,30 @@ def load_prompt_dir(directory: Path) -> list[PromptFile]:
             raise PromptConflict(f"{pf.ref} is also defined in {seen[pf.ref].path}", file=pf.path)
         seen[pf.ref] = pf
     return files
+
+
+def prompt_scale(ref: str, template: str, directory: Path) -> Scale | None:
+    """The scale the prompt file of ``ref`` declares, if that file holds ``template``.
+
+    ``None`` when the directory has no such file, the file declares no scale, or its
+    template differs from ``template`` (then the declaration belongs to another text).
+    """
+    if not directory.is_dir():
+        return None
+    # Keyed on the files' modification times too, so an edited file is read again.
+    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.yaml")))
+    return _prompt_scale(str(directory.resolve()), stamp, ref, template_hash(template))
+
+
+@functools.lru_cache(maxsize=64)
+def _prompt_scale(
+    directory: str, stamp: tuple[tuple[str, int], ...], ref: str, digest: str
+) -> Scale | None:
+    # Judges are built per run and per repeat: the files are parsed once, not every time.
+    for pf in load_prompt_dir(Path(directory)):
+        if pf.ref == ref and pf.template_hash == digest:
+            return pf.scale
+    return None
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,15 @@ summarization::
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from codi_eval import code_facts
+from codi_eval.answers import json_values, strip_fence
 from codi_eval.judging import Judge, Judgement
 from codi_eval.judging.metrics import MetricScore, score_all
 from codi_eval.models.base import GenerateRequest, Generation, Model, ModelError, Usage
@@ -39,6 +40,14 @@ DEFAULT_METRICS = (
     "bleu4",
 )
 DEFAULT_INSTRUCTION = "Explain what this code does and how."
+
+
+def effective_instruction(item: str | None, spec: str | None = None) -> str:
+    """The instruction a summary is written and judged for: the item's, else the spec's,
+    else :data:`DEFAULT_INSTRUCTION`. Re-judging (judge-check, pairwise) uses the same rule."""
+    return item or spec or DEFAULT_INSTRUCTION
+
+
 NO_SUMMARY_YET = "(none yet: this is the first summary)"
 
 
@@ -92,53 +101,36 @@ class Outcome:
         return self.judgement.score if self.judgement and self.judgement.ok else None
 
 
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
-
-
 def parse_iteration_answer(text: str) -> tuple[str, list[str]]:
     """The denser summary and named missing entities from an iteration answer.
 
-    Models are asked for ``{"missing_entities": [...], "denser_summary": "..."}``; prose
-    around the JSON and code fences are tolerated, and an answer without JSON is taken
-    as the summary itself (with no entities named).
+    Models are asked for ``{"missing_entities": [...], "denser_summary": "..."}``; the JSON is
+    found by :func:`codi_eval.answers.json_values` (fences, prose around it, sloppy quoting),
+    and an answer without such JSON is taken as the summary itself (with no entities named).
     """
-    stripped = _FENCE.sub("", text.strip())
-    for data in _json_candidates(stripped):
+    for found in json_values(text):
+        data = found.value
         if isinstance(data, list) and data and isinstance(data[-1], dict):
             data = data[-1]  # the paper's format: one object per step, the last is the densest
-        if isinstance(data, dict):
-            summary = next(
-                (
-                    data[k]
-                    for k in ("denser_summary", "Denser_Summary", "summary")
-                    if isinstance(data.get(k), str)
-                ),
-                None,
-            )
-            entities = data.get("missing_entities", data.get("Missing_Entities", []))
-            if isinstance(entities, str):
-                entities = [e.strip() for e in re.split(r"[;,]", entities) if e.strip()]
-            if not isinstance(entities, list):
-                entities = []
-            if summary is not None:
-                return summary.strip(), [str(e) for e in entities if str(e).strip()]
-    return stripped, []
-
-
-def _json_candidates(text: str) -> list[Any]:
-    """JSON values found in an answer: the whole text, else its [...] or {...} span."""
-    spans = [text]
-    for open_, close in (("[", "]"), ("{", "}")):
-        start, end = text.find(open_), text.rfind(close)
-        if start != -1 and end > start:
-            spans.append(text[start : end + 1])
-    found = []
-    for span in spans:
-        try:
-            found.append(json.loads(span))
-        except (json.JSONDecodeError, RecursionError):
+        if not isinstance(data, dict):
             continue
-    return found
+        summary = next(
+            (
+                data[k]
+                for k in ("denser_summary", "Denser_Summary", "summary")
+                if isinstance(data.get(k), str)
+            ),
+            None,
+        )
+        if summary is None:
+            continue
+        entities = data.get("missing_entities", data.get("Missing_Entities", []))
+        if isinstance(entities, str):
+            entities = [e.strip() for e in re.split(r"[;,]", entities) if e.strip()]
+        if not isinstance(entities, list):
+            entities = []
+        return summary.strip(), [str(e) for e in entities if str(e).strip()]
+    return strip_fence(text), []
 
 
 def _merge_usage(a: Usage, b: Usage) -> Usage:
@@ -307,7 +299,7 @@ class Summarizer:
             final, span = await self._call(
                 "final", self.final_prompt, final_values, final_context, {}
             )
-            summary = _FENCE.sub("", final.text.strip()).strip()
+            summary = strip_fence(final.text)
             if not summary:
                 raise ModelError("empty", "the final summary call returned no text")
             span.update(
@@ -398,7 +390,7 @@ class Summarizer:
         the transaction that stores it (``record_run``), which
         then also runs when the summarization fails (the tree carries the error).
         """
-        instruction = instruction or DEFAULT_INSTRUCTION
+        instruction = effective_instruction(instruction)
         # "Dart" or "flutter" from a caller: the prompts fence code with the canonical name.
         language = code_facts.canonical_language(language) or language
         started = time.perf_counter()
@@ -478,32 +470,38 @@ async def build_summarizer(
     word_budget: int = 50,
     metrics: Sequence[str] = DEFAULT_METRICS,
     model_kwargs: dict[str, Any] | None = None,
+    prompts_dir: Path | None = None,
 ) -> Summarizer:
     """A :class:`Summarizer` from the names a user types (model names, prompt refs).
 
-    Raises :class:`~codi_eval.errors.InputError` for an unknown model or prompt version.
+    The judge (``judge`` model with rubric ``judge_prompt``, scored) comes from the judge
+    registry, as the runner's does; ``prompts_dir`` is where the prompt files declaring
+    scales live (default: the settings'). Raises :class:`~codi_eval.errors.InputError` for
+    an unknown model or prompt version.
     """
     from codi_eval.errors import InputError
-    from codi_eval.judging import LLMJudge, OfflineJudge
+    from codi_eval.judging import build_score_judge
+    from codi_eval.judging import judge_prompt as resolve_judge_prompt
     from codi_eval.models.registry import get_model
     from codi_eval.prompts import get_prompt
 
     try:
         llm = get_model(model, model_kwargs)
-        judge_model = (
-            None if judge is None or judge.startswith("offline") else get_model(judge, model_kwargs)
-        )
     except ValueError as exc:
         raise InputError(str(exc), field="model") from None
     it = await get_prompt(store, iteration_prompt)
     fin = await get_prompt(store, final_prompt)
     the_judge: Judge | None = None
     if judge is not None:
-        if judge_model is None:
-            the_judge = OfflineJudge()
-        else:
-            jp = await get_prompt(store, judge_prompt)
-            the_judge = LLMJudge(judge_model, jp.template, prompt_ref=jp.ref)
+        jp = await get_prompt(store, judge_prompt)
+        try:
+            the_judge = build_score_judge(
+                judge,
+                resolve_judge_prompt(jp.ref, jp.template, prompts_dir),
+                models=lambda name: get_model(name, model_kwargs),
+            )
+        except ValueError as exc:
+            raise InputError(str(exc), field="judge") from None
     return Summarizer(
         model=llm,
         judge=the_judge,

@@ -20,6 +20,7 @@ from codi_eval.judging import (
     load_judge_prompt,
 )
 from codi_eval.judging.offline_judge import hallucinated_names, instruction_keywords
+from codi_eval.judging.scale import Scale
 from codi_eval.models.base import GenerateRequest, Generation, Model, ModelError, Usage
 from codi_eval.templates import TemplateError, variables
 
@@ -171,16 +172,27 @@ def test_offline_judge_rejects_a_bad_band() -> None:
 # --- LLM judges ---------------------------------------------------------------------------
 
 
-def test_shipped_prompt_files_are_versioned_templates() -> None:
-    for file, name, needed in [
-        ("summary_judge_v1.yaml", "summary_judge", {"code", "instruction", "summary"}),
-        ("code_quality_judge_v1.yaml", "code_quality_judge", {"code", "instruction"}),
-    ]:
+def test_shipped_prompt_files_are_versioned_templates_that_declare_their_scale() -> None:
+    for file, name, version, needed, scale in [
+        ("summary_judge_v1.yaml", "summary_judge", 1, {"code", "instruction", "summary"},
+         {"min": 0, "max": 1, "integer": False}),
+        ("summary_judge_v2.yaml", "summary_judge", 2, {"code", "instruction", "summary"},
+         {"min": 1, "max": 5, "integer": True}),
+        ("code_quality_judge_v1.yaml", "code_quality_judge", 1, {"code", "instruction"},
+         {"min": 0, "max": 1, "integer": False}),
+    ]:  # fmt: skip
         data = yaml.safe_load((PROMPTS / file).read_text())
-        assert (data["name"], data["version"]) == (name, 1)
+        assert (data["name"], data["version"]) == (name, version)
         assert data["description"]
         assert set(variables(data["template"])) == needed
         assert '"score"' in data["template"] and '"reason"' in data["template"]
+        assert data["scale"] == scale
+        # The template says the same range the declaration does.
+        low, high = scale["min"], scale["max"]
+        assert f"from {low} to {high}" in data["template"]
+    pairwise = yaml.safe_load((PROMPTS / "pairwise_judge_v1.yaml").read_text())
+    assert set(variables(pairwise["template"])) == {"code", "instruction", "summary_a", "summary_b"}
+    assert '"winner"' in pairwise["template"] and "scale" not in pairwise
 
 
 async def test_llm_judge_renders_calls_at_temperature_zero_with_schema_and_parses_fences() -> None:
@@ -206,12 +218,21 @@ async def test_llm_judge_renders_calls_at_temperature_zero_with_schema_and_parse
     assert judgement.meta["model"] == "scripted-v1"
 
 
-async def test_llm_judge_normalises_a_one_to_five_answer() -> None:
-    model = ScriptedModel('Rating:\n{"rating": 4, "explanation": "one missing call"}')
-    judgement = await LLMJudge(model, summary_template()).judge(
+async def test_llm_judge_reads_its_declared_scale_and_sends_it_as_the_schema() -> None:
+    one_to_five = Scale(min=1, max=5, integer=True)
+    model = ScriptedModel('Rating:\n{"rating": 4, "explanation": "one missing call"}', "4")
+    judgement = await LLMJudge(model, summary_template(), scale=one_to_five).judge(
         code=CODE, summary=GOOD, instruction=INSTRUCTION
     )
     assert (judgement.score, judgement.scale, judgement.reason) == (0.75, "1-5", "one missing call")
+    assert judgement.meta["declared_scale"] == {"min": 1, "max": 5, "integer": True}
+    score = model.requests[0].json_schema["properties"]["score"]  # type: ignore[index]
+    assert (score["type"], score["minimum"], score["maximum"]) == ("integer", 1, 5)
+    # The same 4 from a judge whose prompt declares 0-1 is off its scale: refused.
+    off = await LLMJudge(model, summary_template()).judge(
+        code=CODE, summary=GOOD, instruction=INSTRUCTION
+    )
+    assert off.status == "failed" and off.raw == "4" and off.score is None
 
 
 async def test_llm_judge_non_json_answer_is_a_failed_judgement_with_raw_kept() -> None:
@@ -266,7 +287,7 @@ def test_get_judge_offline_is_the_heuristic() -> None:
     judge = get_judge("offline", None, "summary_judge@1")
     assert isinstance(judge, OfflineJudge)
     assert judge.prompt_ref == "summary_judge@1"
-    with pytest.raises(ValueError, match="no offline code-quality judge"):
+    with pytest.raises(ValueError, match="no offline code_quality_judge judge"):
         get_judge("offline", None, "code_quality_judge@1")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,12 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codi_eval.errors import InputError, NotFound
+from codi_eval.judging.scale import Scale
 from codi_eval.prompts import (
     PromptConflict,
     get_prompt,
     list_prompts,
     load_prompt_file,
     parse_ref,
+    prompt_scale,
     render_prompt,
     seed_prompts,
 )
@@ -126,3 +129,64 @@ def test_cli_seed_is_idempotent_and_a_changed_version_exits_2(tmp_path: Path) ->
     assert "cod_iteration_v1.yaml" in third.stderr and "cod_iteration@1" in third.stderr
     listed = run_cli("prompts", "list", "--json", db_url=db)
     assert listed.returncode == 0 and '"cod_iteration@1"' in listed.stdout
+
+
+def _without_scales(source: Path, target: Path) -> Path:
+    """The prompt files as they were before scales were declared (same templates)."""
+    target.mkdir()
+    for path in source.glob("*.yaml"):
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [ln for ln in lines if not ln.startswith(("scale:", "# The scale the rubric"))]
+        (target / path.name).write_text("".join(kept))
+    return target
+
+
+async def test_declaring_a_scale_is_not_a_template_change_on_a_store_seeded_before(
+    store: Store, tmp_path: Path
+) -> None:
+    old = _without_scales(PROMPTS, tmp_path / "old")
+    for name in ("summary_judge_v2.yaml", "pairwise_judge_v1.yaml"):
+        (old / name).unlink()  # versions added with scales
+    before = await seed_prompts(store, old)
+    assert "summary_judge@1" in before.created
+    after = await seed_prompts(store, PROMPTS)
+    assert sorted(after.created) == ["pairwise_judge@1", "summary_judge@2"]
+    assert set(before.created) <= set(after.unchanged)
+    again = await seed_prompts(store, PROMPTS)
+    assert again.created == []
+    # The stored template is the one the scale was declared for, so the scale is found.
+    stored = await get_prompt(store, "summary_judge@1")
+    assert prompt_scale(stored.ref, stored.template, PROMPTS) == Scale(min=0, max=1)
+    v2 = await get_prompt(store, "summary_judge@2")
+    assert prompt_scale(v2.ref, v2.template, PROMPTS) == Scale(min=1, max=5, integer=True)
+    # ... and not for another text under the same reference.
+    assert prompt_scale(stored.ref, stored.template + "x", PROMPTS) is None
+
+
+def test_cli_seed_stays_idempotent_when_scales_are_declared(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    old = _without_scales(PROMPTS, tmp_path / "old")
+    assert run_cli("prompts", "seed", "--dir", str(old), db_url=db).returncode == 0
+    result = run_cli("prompts", "seed", "--dir", str(PROMPTS), "--json", db_url=db)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["created"] == []
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        ("scale: 5", "must be a mapping"),
+        ("scale: {min: 5, max: 1}", "min must be below max"),
+        ("scale: {min: 0, max: 1, integer: true, step: 2}", "step"),
+        ("scale: {min: 0.5, max: 5, integer: true}", "whole-number"),
+    ],
+)
+def test_a_bad_scale_names_the_file_line_and_field(
+    tmp_path: Path, scale: str, message: str
+) -> None:
+    path = tmp_path / "judge.yaml"
+    path.write_text(f"name: j\nversion: 1\n{scale}\ntemplate: 'Rate {{{{summary}}}}'\n")
+    with pytest.raises(InputError) as info:
+        load_prompt_file(path)
+    assert (info.value.field, info.value.line) == ("scale", 3)
+    assert message in str(info.value) and str(path) in str(info.value)

@@ -27,12 +27,11 @@ same check again is free and reproducible.
 from __future__ import annotations
 
 import asyncio
-import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -46,8 +45,11 @@ from codi_eval.analysis.frames import (
     runs_frame,
 )
 from codi_eval.analysis.stats import icc_with_reason, krippendorff_alpha, spearman
+from codi_eval.code_facts import canonical_language
 from codi_eval.errors import InputError
 from codi_eval.ids import uuid7
+from codi_eval.judging import Judge, JudgePrompt
+from codi_eval.models.base import Model
 from codi_eval.store.engine import Store
 from codi_eval.store.models import DatasetItem, Evaluation, Experiment, ExperimentCell, Run, utcnow
 
@@ -218,34 +220,65 @@ async def _judge_template(store: Store, ref: str) -> str | None:
     try:
         return (await get_prompt(store, ref)).template
     except InputError:
-        return None  # not seeded in this store: get_judge reads configs/prompts
+        return None  # not seeded in this store: the judge reads configs/prompts
 
 
-def _make_judges(store: Store, name: str, template: str | None, ref: str, repeats: int,
-                 use_cache: bool) -> list[Any]:  # fmt: skip
-    """One judge per repeat; LLM judges share one cached, retried model under distinct repeats."""
-    from codi_eval.judging import get_judge
+class JudgeModels:
+    """``models(name, repeat)``: judge model ``name`` for cache repeat ``repeat``.
+
+    Outside the runner, judges' models are built here: one retried :class:`ManagedModel`
+    per name behind the store's response cache (the offline baseline is not cached, as in
+    the runner), keyed like any call, so a re-judgement or a pairwise verdict asked again
+    is a cache hit. :meth:`aclose` closes the provider clients.
+    """
+
+    def __init__(self, store: Store, use_cache: bool) -> None:
+        from codi_eval.experiments.cache import ResponseCache
+
+        self._cache = ResponseCache(store) if use_cache else None
+        self._managed: dict[str, Any] = {}
+
+    def __call__(self, name: str, repeat: int) -> Model:
+        from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy
+        from codi_eval.models.registry import get_model
+
+        if name not in self._managed:
+            inner = get_model(name)
+            model = ManagedModel(
+                inner, cache=self._cache if inner.provider != "offline" else None,
+                limiter=RateLimiter(None), semaphore=None, policy=RetryPolicy(),
+                totals=CallStats(),
+            )  # fmt: skip
+            model.name = name  # the spec's name, ?base_url and all: the cache identity reads it
+            self._managed[name] = model
+        return cast(Model, self._managed[name].for_repeat(repeat))
+
+    async def aclose(self) -> None:
+        for model in self._managed.values():
+            closing = getattr(model.inner, "aclose", None)
+            if closing is not None:
+                await closing()
+        self._managed.clear()
+
+
+def judge_models(store: Store, use_cache: bool) -> JudgeModels:
+    """The :class:`JudgeModels` of ``store`` (see there)."""
+    return JudgeModels(store, use_cache)
+
+
+def _make_judges(models: JudgeModels, name: str, prompt: JudgePrompt,
+                 repeats: int) -> list[Judge]:  # fmt: skip
+    """One judge per repeat, built by the judge registry as the runner builds its judge;
+    LLM judges share one cached, retried model under distinct repeats."""
+    from codi_eval.judging import build_score_judge
+
+    def at_repeat(k: int) -> Callable[[str], Model]:
+        return lambda model: models(model, JUDGE_CHECK_REPEAT_BASE + k)
 
     try:
-        judge = get_judge(name, template, ref)
+        return [build_score_judge(name, prompt, models=at_repeat(k)) for k in range(repeats)]
     except ValueError as exc:
         raise InputError(str(exc), field="judge") from exc
-    inner = getattr(judge, "model", None)
-    if inner is None:
-        return [judge] * repeats
-    from codi_eval.experiments.cache import ResponseCache
-    from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy
-
-    managed = ManagedModel(
-        inner, cache=ResponseCache(store) if use_cache else None, limiter=RateLimiter(None),
-        semaphore=None, policy=RetryPolicy(), totals=CallStats(),
-    )  # fmt: skip
-    judges = []
-    for k in range(repeats):
-        clone: Any = copy.copy(judge)
-        clone.model = managed.for_repeat(JUDGE_CHECK_REPEAT_BASE + k)
-        judges.append(clone)
-    return judges
 
 
 async def judge_check(
@@ -260,8 +293,9 @@ async def judge_check(
 ) -> JudgeCheck:
     """Re-judge the experiment's stored summaries ``repeats`` times per judge and report agreement.
 
-    ``judges`` are model names for :func:`~codi_eval.judging.get_judge` (default: the
-    experiment's own judge model); every judge uses the experiment's judge prompt.
+    ``judges`` are model names (default: the experiment's own judge model); every judge is
+    built by the judge registry with the experiment's judge prompt and sees the instruction
+    the original judgement saw (:func:`~codi_eval.summarize.effective_instruction`).
     ``limit`` caps the number of summaries (taken item by item, every cell of an item
     together). Every re-judgement, failed ones included, is written as an ``Evaluation``
     on its run's trace. Raises :class:`InputError` for ``repeats < 1``, an unknown judge
@@ -271,21 +305,31 @@ async def judge_check(
         raise InputError("repeats must be at least 1", field="repeats")
     if limit is not None and limit < 1:
         raise InputError("limit must be at least 1", field="limit")
+    from codi_eval.judging import judge_prompt
+    from codi_eval.summarize import effective_instruction
+
     exp = await resolve_experiment(store, experiment)
     spec_judge = (exp.spec or {}).get("judge") or {}
+    if spec_judge.get("mode", "score") != "score":
+        raise InputError(
+            f"experiment {exp.name} has a {spec_judge.get('mode')} judge, so its runs have no "
+            "score to re-check; compare its cells with `codi-eval compare --pairwise`",
+            field="judge",
+        )
     names = list(dict.fromkeys(judges or [spec_judge.get("model") or "offline"]))
     ref = spec_judge.get("prompt") or "summary_judge@1"
-    template = await _judge_template(store, ref)
-    instruction_default = (exp.spec or {}).get("instruction") or "Explain what this code does."
+    # The experiment's own rubric, template and instruction rule: a re-judgement sees the
+    # same prompt the original judgement saw.
+    prompt = judge_prompt(ref, await _judge_template(store, ref))
+    spec_instruction = (exp.spec or {}).get("instruction")
     summaries = await _summaries(store, exp, limit)
     if not summaries:
         raise InputError(
             f"experiment {exp.name} has no succeeded runs with a stored summary to re-judge",
             field="experiment",
         )
-    per_judge = {
-        name: _make_judges(store, name, template, ref, repeats, use_cache) for name in names
-    }
+    models = judge_models(store, use_cache)
+    per_judge = {name: _make_judges(models, name, prompt, repeats) for name in names}
     check_id = str(uuid7())
     gate = asyncio.Semaphore(max(1, concurrency))
 
@@ -293,8 +337,11 @@ async def judge_check(
         judge = per_judge[name][k]
         async with gate:
             try:
-                j = await judge.judge(code=row.code, summary=row.summary,
-                                      instruction=row.instruction or instruction_default)  # fmt: skip
+                j = await judge.judge(
+                    code=row.code, summary=row.summary,
+                    language=canonical_language(row.language) or row.language,
+                    instruction=effective_instruction(row.instruction, spec_instruction),
+                )  # fmt: skip
                 metric, score, reason, status = j.metric_name, j.score, j.reason, j.status
                 extra = {"scale": j.scale, "prompt_ref": j.meta.get("prompt_ref", ref)}
             except Exception as exc:  # a model error is a failed judgement, recorded as such
@@ -309,9 +356,12 @@ async def judge_check(
             "created_at": utcnow(),
         }  # fmt: skip
 
-    evaluations = await asyncio.gather(
-        *(one(name, k, row) for name in names for row in summaries for k in range(repeats))
-    )
+    try:
+        evaluations = await asyncio.gather(
+            *(one(name, k, row) for name in names for row in summaries for k in range(repeats))
+        )
+    finally:
+        await models.aclose()
     async with store.transaction() as session:
         for start in range(0, len(evaluations), 2000):
             await session.execute(insert(Evaluation), evaluations[start : start + 2000])

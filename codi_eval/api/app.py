@@ -147,7 +147,7 @@ def create_app(store: Store, settings: Settings, *, viewer: bool = False) -> web
 
 
 async def _start(app: web.Application) -> None:
-    from codi_eval.judging import get_judge
+    from codi_eval.judging import build_score_judge, judge_prompt
     from codi_eval.models.registry import parse_model_name
     from codi_eval.prompts import ensure_seeded, get_prompt
     from codi_eval.summarize import PromptVersion
@@ -169,10 +169,10 @@ async def _start(app: web.Application) -> None:
     final = await get_prompt(services.store, "cod_final@1")
     services.iteration_prompt = PromptVersion(iteration.ref, iteration.template)
     services.final_prompt = PromptVersion(final.ref, final.template)
-    judge_prompt = await get_prompt(services.store, "summary_judge@1")
-    services.judge = await asyncio.to_thread(
-        get_judge, settings.default_judge, judge_prompt.template, judge_prompt.ref
-    )
+    stored = await get_prompt(services.store, "summary_judge@1")
+    # Built by the judge registry, as the runner, `summarize` and `judge-check` build theirs.
+    rubric = judge_prompt(stored.ref, stored.template, settings.prompts_dir)
+    services.judge = await asyncio.to_thread(build_score_judge, settings.default_judge, rubric)
     judge_model = getattr(services.judge, "model", None)
     if judge_model is not None:
         await _start_model(judge_model)

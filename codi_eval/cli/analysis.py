@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -25,25 +26,55 @@ def _p(value: float | None) -> str:
 @click.command()
 @click.argument("experiment")
 @click.option(
-    "--a", "cell_a", required=True, help="Baseline cell key, e.g. cod_iteration@1/d3/offline."
+    "--a", "cell_a", default=None, help="Baseline cell key, e.g. cod_iteration@1/d3/offline."
 )
-@click.option("--b", "cell_b", required=True, help="Candidate cell key (differences are b - a).")
+@click.option("--b", "cell_b", default=None, help="Candidate cell key (differences are b - a).")
 @click.option(
     "--metric",
-    default="summary_quality",
-    show_default=True,
-    help="Metric column: summary_quality, entity_density, rouge_l, ... or judge_score.",
+    default=None,
+    help="Metric column: summary_quality, entity_density, rouge_l, ... or judge_score. "
+    "[default: summary_quality]",
 )
+@click.option(
+    "--pairwise/--no-pairwise",
+    default=None,
+    help="Ask a pairwise judge which of the two summaries of each item is better, in both "
+    "orders, instead of comparing scores. [default: the experiment's judge mode]",
+)
+@click.option(
+    "--judge",
+    default=None,
+    help="Pairwise judge model: offline, gemini-..., openai:<model>. "
+    "[default: the experiment's judge]",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Pairwise: at most N items."
+)
+@click.option(
+    "--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="Pairwise."
+)
+@click.option("--no-cache", is_flag=True, help="Pairwise: do not use the response cache.")
 @click.option(
     "--seed",
     default=0,
     show_default=True,
-    help="Seed of the Monte Carlo sign flips (above 20 items) and power simulations.",
+    help="Seed of the Monte Carlo sign flips (above 20 items), power simulations and the "
+    "Bradley-Terry bootstrap.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @run_async
 async def compare(
-    experiment: str, cell_a: str, cell_b: str, metric: str, seed: int, as_json: bool
+    experiment: str,
+    cell_a: str | None,
+    cell_b: str | None,
+    metric: str | None,
+    pairwise: bool | None,
+    judge: str | None,
+    limit: int | None,
+    concurrency: int,
+    no_cache: bool,
+    seed: int,
+    as_json: bool,
 ) -> None:
     """Paired A/B comparison of two cells of EXPERIMENT (id, id prefix or name).
 
@@ -51,11 +82,43 @@ async def compare(
     a table: n, means, difference with its 95% CI and p from one sign-flip test, wins/ties/losses,
     effect size and the minimum detectable effect. An unknown cell exits 2 and lists the
     experiment's cells.
-    """
-    from codi_eval.analysis.frames import compare_cells
 
-    async with open_store() as store:
-        result = await compare_cells(store, experiment, cell_a, cell_b, metric, seed=seed)
+    With --pairwise (or an experiment whose spec says `judge: {mode: pairwise}`) a pairwise
+    judge sees both summaries of each item twice, the order swapped; a verdict that flips
+    with the order is a tie. Reports b's win rate with its 95% CI and p (the same sign-flip
+    test, on per-item verdicts), ties and the position-consistency rate. Without --a/--b
+    every cell is compared with every other and ranked by a Bradley-Terry model with
+    bootstrap intervals. Verdicts are stored as traces of type pairwise_judgement (and sent
+    to Opik when configured); model calls are cached.
+    """
+    from codi_eval.analysis.frames import compare_cells, resolve_experiment
+    from codi_eval.errors import InputError
+    from codi_eval.settings import get_settings
+
+    settings = get_settings()
+    async with open_store(settings) as store:
+        exp = await resolve_experiment(store, experiment)
+        if pairwise is None:
+            pairwise = ((exp.spec or {}).get("judge") or {}).get("mode") == "pairwise"
+        if pairwise:
+            if metric is not None:
+                raise InputError("--metric compares scores; it does not go with --pairwise",
+                                 field="--metric")  # fmt: skip
+            if (cell_a is None) != (cell_b is None):
+                raise InputError("give both --a and --b, or neither to compare every cell",
+                                 field="--a" if cell_a is None else "--b")  # fmt: skip
+            await _pairwise(
+                store, settings, exp, cell_a, cell_b, judge, limit, concurrency, no_cache,
+                seed, as_json,
+            )  # fmt: skip
+            return
+        if judge is not None:
+            raise InputError("--judge names the pairwise judge; add --pairwise", field="--judge")
+        if cell_a is None or cell_b is None:
+            raise InputError("--a and --b are required (two cell keys to compare)",
+                             field="--a" if cell_a is None else "--b")  # fmt: skip
+        metric = metric or "summary_quality"
+        result = await compare_cells(store, exp, cell_a, cell_b, metric, seed=seed)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -94,6 +157,83 @@ async def compare(
             f"unpaired items: only in a {result.only_a}, only in b {result.only_b}; "
             f"missing values: a {result.missing_a}, b {result.missing_b}"
         )
+
+
+async def _pairwise(
+    store: Any,
+    settings: Any,
+    exp: Any,
+    cell_a: str | None,
+    cell_b: str | None,
+    judge: str | None,
+    limit: int | None,
+    concurrency: int,
+    no_cache: bool,
+    seed: int,
+    as_json: bool,
+) -> None:
+    from codi_eval.analysis.pairwise import pairwise_compare
+
+    exporting = settings.opik_configured
+    report = await pairwise_compare(
+        store,
+        exp,
+        cells=[cell_a, cell_b] if cell_a is not None and cell_b is not None else None,
+        judge=judge,
+        prompts_dir=settings.prompts_dir,
+        limit=limit,
+        concurrency=concurrency,
+        use_cache=not no_cache,
+        export=exporting,
+        seed=seed,
+    )
+    if exporting:
+        from codi_eval.cli.opik import sync_after_work
+
+        await sync_after_work(store, settings, quiet=as_json)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        judged = sum(c.pairs for c in report.comparisons)
+        out.print(
+            f"pairwise comparison {report.comparison_id} of {report.experiment_name}: judge "
+            f"{report.judge} with {report.prompt}, {judged} pairs judged in both orders "
+            "(stored as pairwise_judgement traces)"
+        )
+        for c in report.comparisons:
+            out.print(c.summary())
+        table = Table(
+            "a", "b", "judged", "wins b/a", "ties", "flips", "consistency", "win rate b",
+            "95% CI", "p", title="pairwise verdicts (ties include position flips)",
+        )  # fmt: skip
+        for c in report.comparisons:
+            ci = f"{_num(c.ci_low, 2)} .. {_num(c.ci_high, 2)}" if c.ci_low is not None else "—"
+            table.add_row(
+                c.cell_a, c.cell_b, str(c.judged), f"{c.wins_b}/{c.wins_a}", str(c.ties),
+                str(c.inconsistent), _num(c.position_consistency, 2), _num(c.win_rate, 2), ci,
+                _p(c.p_value),
+            )  # fmt: skip
+        out.print(table)
+        if report.ranking:
+            ranks = Table("rank", "cell", "strength", "95% CI", title=report.ranking_method)
+            for r in report.ranking:
+                ci = (
+                    f"{_num(r.ci_low, 2, True)} .. {_num(r.ci_high, 2, True)}"
+                    if r.ci_low is not None
+                    else "—"
+                )
+                strength = _num(r.strength, 2, signed=True) + (
+                    " (prior-bound)" if r.prior_bound else ""
+                )
+                ranks.add_row(str(r.rank), r.cell, strength, ci)
+            out.print(ranks)
+            if any(r.prior_bound for r in report.ranking):
+                out.print(
+                    "prior-bound: the cell won (or lost) every decided comparison, so its "
+                    "strength only says it is above (or below) the rest, not by how much"
+                )
+    if all(c.judged == 0 for c in report.comparisons):
+        raise Failed("every pairwise judgement failed; see the pairwise_judgement traces")
 
 
 @click.command()

@@ -162,6 +162,7 @@ async def summarize(
             judge=judge or settings.default_judge,
             iteration_prompt=prompt_ref,
             density_iterations=iterations,
+            prompts_dir=settings.prompts_dir,
         )
         exporting = settings.opik_configured
         from codi_eval.models.base import ModelError

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import update
 
 from codi_eval.models.base import GenerateRequest, Generation, Usage
+from codi_eval.settings import Settings
 from codi_eval.store.engine import Store
 from codi_eval.store.models import LLMCacheEntry, utcnow
 from codi_eval.store.writes import insert_ignore
@@ -19,7 +21,32 @@ def prompt_hash(request: GenerateRequest) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def model_identity(name: str, provider: str, settings: Settings | None = None) -> dict[str, Any]:
+    """What about model ``name`` decides its answers: provider, endpoint, model and the
+    answer-changing parameters (:meth:`~codi_eval.models.registry.ModelRef.identity`).
+
+    Nothing secret: keys never travel in a model name, and the endpoint keeps scheme, host,
+    port and path only (credentials or a query in an environment-supplied URL are dropped).
+    A name the registry does not know (a test double) is identified by provider and name.
+    """
+    from codi_eval.models.registry import parse_model_name
+
+    try:
+        identity = parse_model_name(name).identity(settings)
+    except ValueError:
+        return {"provider": provider, "endpoint": None, "model": name}
+    endpoint = identity.get("endpoint")
+    if isinstance(endpoint, str):
+        parts = urlsplit(endpoint)
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        identity["endpoint"] = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return identity
+
+
 def cache_params(request: GenerateRequest, repeat: int) -> dict[str, Any]:
+    """Every generation parameter that can change an answer (not the timeout), and the repeat."""
     return {
         "temperature": request.temperature,
         "seed": request.seed,
@@ -29,19 +56,22 @@ def cache_params(request: GenerateRequest, repeat: int) -> dict[str, Any]:
     }
 
 
-def cache_key(provider: str, model: str, request: GenerateRequest, repeat: int) -> str:
-    """Provider, model, full prompt, generation parameters, repeat index and seed.
+def cache_key(identity: dict[str, Any], request: GenerateRequest, repeat: int) -> str:
+    """The model's identity (provider, endpoint, model, answer-changing parameters; see
+    :func:`model_identity`), the full prompt, every generation parameter, the repeat index
+    and the seed.
 
-    The repeat index is in the key so that repeats stay independent samples.
+    The endpoint is in the key so that two servers serving the same model name never
+    answer for each other; the repeat index so that repeats stay independent samples.
     """
     payload = json.dumps(
         {
-            "provider": provider,
-            "model": model,
+            "model": identity,
             "prompt": prompt_hash(request),
             "params": cache_params(request, repeat),
         },
         sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

@@ -13,7 +13,7 @@ from collections import Counter
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
-from codi_eval.experiments.cache import ResponseCache, cache_key
+from codi_eval.experiments.cache import ResponseCache, cache_key, model_identity
 from codi_eval.models.base import GenerateRequest, Generation, Model, ModelError
 
 
@@ -116,7 +116,7 @@ class ManagedModel:
             request = replace(request, timeout_s=self.policy.timeout_s)
         key = None
         if self.cache is not None:
-            key = cache_key(self.provider, self.name, request, self.repeat)
+            key = cache_key(model_identity(self.name, self.provider), request, self.repeat)
             hit = await self.cache.get(key)
             if hit is not None:
                 self._record(hit)

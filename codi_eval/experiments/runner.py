@@ -456,7 +456,7 @@ class Runner:
             )
             # The offline baseline is deterministic and free: caching it would only add writes.
             cache = self._cache if self.use_cache and remote else None
-            self._models[name] = ManagedModel(
+            managed = ManagedModel(
                 inner,
                 cache=cache,
                 limiter=RateLimiter(rpm),
@@ -466,23 +466,27 @@ class Runner:
                 ),
                 totals=self.progress.stats,
             )
+            # The spec's name, ?base_url and all: the cache key's identity is read from it
+            # (an OpenAI-compatible model's own name drops the endpoint).
+            managed.name = name
+            self._models[name] = managed
         return self._models[name]
 
     def summarizer(self, cell: ExperimentCell, repeat: int) -> Summarizer:
         key = (cell.id, repeat)
         if key not in self._summarizers:
-            from codi_eval.judging import LLMJudge, OfflineJudge
+            from codi_eval.judging import Judge, build_score_judge, judge_prompt
 
             spec = self.spec
-            judge: Any
-            if spec.judge.model.startswith("offline"):
-                judge = OfflineJudge()
-            else:
+            judge: Judge | None = None
+            # A pairwise judge compares two cells' summaries after the runs
+            # (codi-eval compare --pairwise); runs then carry no score judgement.
+            if spec.judge.mode == "score":
                 jp = self.prepared.prompts[spec.judge.prompt]
-                judge = LLMJudge(
-                    self.managed(spec.judge.model).for_repeat(repeat),
-                    jp.template,
-                    prompt_ref=jp.ref,
+                judge = build_score_judge(
+                    spec.judge.model,
+                    judge_prompt(jp.ref, jp.template, self.settings.prompts_dir),
+                    models=lambda name: self.managed(name).for_repeat(repeat),
                 )
             seed = None if spec.seed is None else spec.seed + repeat
             self._summarizers[key] = Summarizer(

@@ -130,8 +130,39 @@ class Matrix(_Section):
 
 
 class Judge(_Section):
+    """Who judges the summaries, built by the judge registry from these three fields.
+
+    ``mode: score`` scores every summary with the ``prompt``'s rubric, on the scale the
+    prompt file declares (default ``summary_judge@1``). ``mode: pairwise`` scores no
+    summary alone: ``codi-eval compare`` then shows the judge two cells' summaries of the
+    same item, in both orders (default prompt ``pairwise_judge@1``).
+    """
+
     model: ModelName = "offline"
     prompt: PromptRef = "summary_judge@1"
+    mode: Literal["score", "pairwise"] = "score"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pairwise_prompt(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "pairwise" and "prompt" not in data:
+            return {**data, "prompt": "pairwise_judge@1"}
+        return data
+
+    @model_validator(mode="after")
+    def _buildable(self) -> Judge:
+        from codi_eval.judging.registry import check_judge
+
+        check_judge(self.model, self.prompt, self.mode)
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """What of the judge decides results; ``mode`` only when not the default, so the
+        spec hashes of experiments stored before modes existed do not change."""
+        out: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
+        if self.mode != "score":
+            out["mode"] = self.mode
+        return out
 
 
 class ModelLimits(_Section):
@@ -262,7 +293,7 @@ class Spec(_Section):
                 "model": list(self.matrix.model),
             },
             "repeats": self.repeats,
-            "judge": {"model": self.judge.model, "prompt": self.judge.prompt},
+            "judge": self.judge.identity(),
             "metrics": list(self.metrics),
             "final_prompt": self.final_prompt,
             "word_budget": self.word_budget,

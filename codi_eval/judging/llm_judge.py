@@ -10,20 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from codi_eval.judging.judgement import Judgement
-from codi_eval.judging.parser import SCALES, parse_judge_answer
+from codi_eval.judging.parser import parse_judge_answer
+from codi_eval.judging.scale import DEFAULT_SCALE, Scale
 from codi_eval.models.base import GenerateRequest, Model
 from codi_eval.templates import render
 
-# Sent as the provider's structured-output schema; providers without one still get the
-# JSON instruction from the prompt itself, and the parser copes with what comes back.
-JUDGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "score": {"type": "number"},
-        "reason": {"type": "string"},
-    },
-    "required": ["score", "reason"],
-}
+#: The answer schema of a judge on the default 0-1 scale. Each judge sends its own scale's
+#: (:meth:`Scale.answer_schema`) as the provider's structured-output schema; providers
+#: without one still get the JSON instruction from the prompt itself.
+JUDGE_SCHEMA: dict[str, Any] = DEFAULT_SCALE.answer_schema()
 
 
 class LLMJudge:
@@ -32,7 +27,8 @@ class LLMJudge:
     The template is rendered with ``code``, ``summary``, ``instruction`` and any ``extra``
     keyword values; a variable it needs but is not given raises
     :class:`~codi_eval.templates.TemplateError` (a configuration error, not a bad answer).
-    ``expected_scale`` is the scale the prompt asks for; the shipped prompts ask for 0-1.
+    ``scale`` is the scale the prompt declares: its answer type is the structured-output
+    schema of the call, and the parser accepts exactly that scale.
     """
 
     def __init__(
@@ -42,22 +38,18 @@ class LLMJudge:
         prompt_ref: str = "summary_judge@1",
         metric_name: str = "summary_quality",
         *,
-        expected_scale: str = "0-1",
+        scale: Scale = DEFAULT_SCALE,
         seed: int | None = None,
         max_tokens: int | None = None,
         timeout_s: float | None = None,
     ) -> None:
-        if expected_scale not in SCALES:
-            raise ValueError(
-                f"expected_scale must be one of {', '.join(SCALES)}, got {expected_scale!r}"
-            )
         if not prompt_template.strip():
             raise ValueError(f"prompt template {prompt_ref} is empty")
         self.model = model
         self.prompt_template = prompt_template
         self.prompt_ref: str | None = prompt_ref
         self.metric_name = metric_name
-        self.expected_scale = expected_scale
+        self.scale = scale
         self.seed = seed
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
@@ -74,7 +66,7 @@ class LLMJudge:
         prompt = self.render(code=code, summary=summary, instruction=instruction, **extra)
         request = GenerateRequest(
             prompt=prompt,
-            json_schema=JUDGE_SCHEMA,
+            json_schema=self.scale.answer_schema(),
             temperature=0.0,
             seed=self.seed,
             max_tokens=self.max_tokens,
@@ -90,7 +82,7 @@ class LLMJudge:
         )
         generation = await self.model.generate(request)
         judgement = parse_judge_answer(
-            generation.text, metric_name=self.metric_name, expected_scale=self.expected_scale
+            generation.text, metric_name=self.metric_name, scale=self.scale
         )
         judgement.generation = generation
         judgement.meta.update(

@@ -362,6 +362,10 @@ class OfflineModel:
         code = ctx.get("code")
         language = str(ctx.get("language") or "python")
         budget = _budget(ctx.get("word_budget"))
+        if task == "pairwise_judge" and isinstance(code, str):
+            return _pairwise(
+                code, language, str(ctx.get("summary_a") or ""), str(ctx.get("summary_b") or "")
+            )
         if task in ("cod_iteration", "cod_final") and isinstance(code, str):
             previous = ctx.get("previous_summary")
             previous = previous if isinstance(previous, str) and previous.strip() else None
@@ -374,6 +378,34 @@ class OfflineModel:
         if isinstance(code, str) and code.strip():
             return _plain(code, language, budget)
         return _summarize_prompt(request.prompt, budget)
+
+
+# The pairwise heuristic: entity coverage counts most, then a length band; closer than
+# PAIRWISE_TIE is a tie. Both summaries are scored alone, so the order never matters.
+PAIRWISE_ENTITIES = 6
+PAIRWISE_BAND = (12, 80)
+PAIRWISE_TIE = 0.02
+
+
+def _pairwise_score(code: str, language: str, summary: str) -> tuple[float, str]:
+    ents = entities(code, language)[:PAIRWISE_ENTITIES]
+    words = word_count(summary)
+    low, high = PAIRWISE_BAND
+    concise = 0.0 if words == 0 else min(1.0, words / low, high / words)
+    if not ents:
+        return concise, f"{words} words"
+    named = len(set(mentioned(summary, ents)))
+    score = 0.7 * named / len(ents) + 0.3 * concise
+    return score, f"names {named} of {len(ents)} code entities in {words} words"
+
+
+def _pairwise(code: str, language: str, first: str, second: str) -> str:
+    """A pairwise verdict from code facts: a program, and it says so in its reason."""
+    a, why_a = _pairwise_score(code, language, first)
+    b, why_b = _pairwise_score(code, language, second)
+    winner = "tie" if abs(a - b) < PAIRWISE_TIE else ("A" if a > b else "B")
+    reason = f"offline heuristic, not a language model: A {why_a} ({a:.2f}), B {why_b} ({b:.2f})"
+    return json.dumps({"winner": winner, "reason": reason})
 
 
 def _budget(value: Any) -> int:
