@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -9,6 +10,8 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, select
 
+from codi_eval.datasets import load_jsonl
+from codi_eval.store.datasets import import_items
 from codi_eval.store.engine import (
     SchemaBehind,
     Store,
@@ -20,6 +23,7 @@ from codi_eval.store.engine import (
     upgrade,
 )
 from codi_eval.store.models import Base, Evaluation, Span, Trace
+from tests.cli_helpers import ROOT
 
 TABLES = {
     "users",
@@ -171,3 +175,12 @@ async def test_span_type_outside_the_taxonomy_is_refused(store: Store) -> None:
 
 def test_models_cover_every_table() -> None:
     assert set(Base.metadata.tables) == TABLES
+
+
+async def test_two_processes_importing_one_dataset_get_one_version(store: Store) -> None:
+    # Two `codi-eval run`s of one new spec import its dataset at the same moment.
+    items = load_jsonl(ROOT / "datasets" / "quickstart.jsonl")[:5]
+    results = await asyncio.gather(*(import_items(store, items, name="race") for _ in range(4)))
+    assert len({r.dataset.id for r in results}) == 1
+    assert [r.created for r in results].count(True) == 1
+    assert {r.dataset.version for r in results} == {1}

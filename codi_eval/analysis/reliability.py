@@ -244,13 +244,12 @@ class JudgeModels:
 
         if name not in self._managed:
             inner = get_model(name)
-            model = ManagedModel(
-                inner, cache=self._cache if inner.provider != "offline" else None,
+            # The spec's name, ?base_url and all: the cache identity is read from it.
+            self._managed[name] = ManagedModel(
+                inner, name=name, cache=self._cache if inner.provider != "offline" else None,
                 limiter=RateLimiter(None), semaphore=None, policy=RetryPolicy(),
                 totals=CallStats(),
             )  # fmt: skip
-            model.name = name  # the spec's name, ?base_url and all: the cache identity reads it
-            self._managed[name] = model
         return cast(Model, self._managed[name].for_repeat(repeat))
 
     async def aclose(self) -> None:

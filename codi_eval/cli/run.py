@@ -36,9 +36,11 @@ class _Stats(ProgressColumn):
         s = self.state
         elapsed = max(time.monotonic() - s.started_at, 1e-6)
         tokens = s.stats.prompt_tokens + s.stats.completion_tokens
+        # Unknown is not zero: calls to a model without a price make the cost "unknown".
+        cost = f"${s.stats.cost:.4f}" + (" + unknown" if s.stats.unpriced_calls else "")
         return Text(
             f"failed {s.failed}  {s.stats.model_calls / elapsed:.1f} calls/s  "
-            f"cache {s.stats.cache_hits}  tokens {tokens:,}  ${s.stats.cost:.4f}"
+            f"cache {s.stats.cache_hits}  tokens {tokens:,}  {cost}"
         )
 
 
@@ -58,13 +60,14 @@ def estimate(
     from codi_eval.models.prices import cost_for
 
     items = prepared.runs_total // max(1, len(prepared.cells) * spec.repeats)
-    judge_calls = 0 if spec.judge.model.startswith("offline") else 1
+    # A pairwise judge compares cells after the runs (compare --pairwise): no call per run.
+    judge_calls = 0 if spec.judge.model.startswith("offline") or spec.judge.mode != "score" else 1
     cells = []
     total_calls = total_prompt = total_completion = 0
     total_cost: float | None = 0.0
     for cell in prepared.cells:
         runs = items * spec.repeats if remaining is None else remaining.get(cell.key, 0)
-        calls = runs * (cell.density_iterations + 1)
+        calls = runs * (_new_iterations(spec, prepared, cell, remaining) + 1)
         template = len(prepared.prompts[cell.prompt].template) // 4
         prompt_tokens = calls * (template + avg_code_tokens + spec.word_budget)
         completion = calls * int(spec.word_budget * 1.6)
@@ -110,6 +113,24 @@ def estimate(
         if all(c.model.startswith("offline") for c in prepared.cells)
         else None,
     }
+
+
+def _new_iterations(
+    spec: Spec, prepared: Prepared, cell: Any, remaining: dict[str, int] | None
+) -> int:
+    """Iterations a run of ``cell`` pays for: with shared calls, a deeper cell reuses the
+    iterations of the deepest shallower cell of its prompt and model still to run."""
+    if not spec.run.share_calls:
+        return int(cell.density_iterations)
+    shallower = [
+        c.density_iterations
+        for c in prepared.cells
+        if c.prompt == cell.prompt
+        and c.model == cell.model
+        and c.density_iterations < cell.density_iterations
+        and (remaining is None or remaining.get(c.key, 0) > 0)
+    ]
+    return int(cell.density_iterations - max(shallower, default=0))
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -408,6 +429,8 @@ async def run(
         "model_calls": state.stats.model_calls,
         "cache_hits": state.stats.cache_hits,
         "retries": state.stats.retries,
+        # Cache lookups or writes skipped because the store did not answer in time.
+        "cache_faults": state.stats.cache_faults,
         "errors": dict(state.stats.errors),
         "failures": [
             {"error_class": f.error_class, "runs": f.runs, "first_message": f.first_message}
@@ -427,7 +450,13 @@ async def run(
         out.print(
             f"experiment {prepared.experiment.id}  ({succeeded} succeeded, {failed} failed"
             + (f", {not_done} not done" if not_done else "")
-            + f"; {state.stats.model_calls} model calls, {state.stats.cache_hits} cache hits)"
+            + f"; {state.stats.model_calls} model calls, {state.stats.cache_hits} cache hits"
+            + (
+                f", {state.stats.cache_faults} cache lookups skipped: the store did not answer"
+                if state.stats.cache_faults
+                else ""
+            )
+            + ")"
         )
     if failed or not_done:
         raise Failed(_failure_text(spec_file, summary))

@@ -7,20 +7,28 @@ spaced starts and the limit holds in every window. A 429's Retry-After pauses th
 for every worker. :class:`SharedSlots` caps a model's calls in flight across workers with
 slot rows claimed like runs (with an expiry, so a dead worker's slot comes back).
 
-Times are epoch seconds of the workers' clocks (keep machines in NTP sync).
+Times are epoch seconds of the workers' clocks (keep machines in NTP sync). When the store
+cannot answer, a call falls back to this process's own spacing (the limit then holds per
+worker) and the fault is counted, never hidden: ``fallbacks``; the run itself goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 
 from sqlalchemy import case, or_, select, update
 
 from codi_eval.store.engine import Store
+from codi_eval.store.faults import describe, is_store_fault
 from codi_eval.store.models import ModelLimit, ModelSlot
 from codi_eval.store.writes import insert_ignore
+
+log = logging.getLogger(__name__)
+# A store round trip for a slot is bounded: a call waits at most this long for the store.
+STORE_WAIT_S = 5.0
 
 
 class SharedRateLimiter:
@@ -32,6 +40,8 @@ class SharedRateLimiter:
         self.interval = 60.0 / requests_per_minute
         self._ready = False
         self._local_pause = 0.0
+        self._local_next = 0.0
+        self.fallbacks = 0
 
     async def _ensure(self) -> None:
         if not self._ready:
@@ -46,9 +56,27 @@ class SharedRateLimiter:
 
     async def acquire(self) -> None:
         """Wait for this call's slot (distinct from every other worker's)."""
+        try:
+            start = await asyncio.wait_for(self._take(), STORE_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - a store fault must not fail the call
+            if not (is_store_fault(exc) or isinstance(exc, TimeoutError)):
+                raise
+            self.fallbacks += 1
+            log.warning("shared rate limit unavailable (%s); spacing calls locally", describe(exc))
+            start = max(time.time(), self._local_next) + self.interval
+        self._local_next = max(self._local_next, start)
+        wait = max(start - self.interval - time.time(), self._local_pause - time.time())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _take(self) -> float:
+        """The end of this call's interval: its start is one interval before."""
         await self._ensure()
-        now = time.time()
         async with self.store.transaction() as session:
+            # "Now" is read once the connection is ours: a time read before waiting for the
+            # pool would be stale and let late callers start together.
+            await session.connection()
+            now = time.time()
             start = await session.scalar(
                 update(ModelLimit)
                 .where(ModelLimit.key == self.key)
@@ -58,9 +86,7 @@ class SharedRateLimiter:
                 )
                 .returning(ModelLimit.next_at)
             )
-        wait = max((start or now) - self.interval - time.time(), self._local_pause - time.time())
-        if wait > 0:
-            await asyncio.sleep(wait)
+        return float(start) if start is not None else now + self.interval
 
     def pause(self, seconds: float) -> None:
         """Hold every worker back ``seconds`` (a 429 with Retry-After covers the whole quota)."""
@@ -69,6 +95,15 @@ class SharedRateLimiter:
         asyncio.get_running_loop().create_task(self._pause(until))
 
     async def _pause(self, until: float) -> None:
+        try:
+            await asyncio.wait_for(self._store_pause(until), STORE_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - this worker still pauses locally
+            if not (is_store_fault(exc) or isinstance(exc, TimeoutError)):
+                raise
+            self.fallbacks += 1
+            log.warning("could not share a 429 pause (%s); pausing this worker", describe(exc))
+
+    async def _store_pause(self, until: float) -> None:
         await self._ensure()
         async with self.store.transaction() as session:
             await session.execute(
@@ -91,7 +126,10 @@ class SharedSlots:
         self.owner = owner
         self.hold_s = hold_s
         self._ready = False
-        self._held: dict[asyncio.Task[object], int] = {}
+        self._held: dict[asyncio.Task[object], int | None] = {}
+        # This process never has more than ``limit`` in flight, whatever the store says.
+        self._local = asyncio.Semaphore(limit)
+        self.fallbacks = 0
 
     async def _ensure(self) -> None:
         if not self._ready:
@@ -131,20 +169,51 @@ class SharedSlots:
 
     async def __aenter__(self) -> None:
         """Take a free slot (waiting with backoff); ``async with slots:`` around one call."""
-        await self._ensure()
-        delay = 0.02
-        while (slot := await self._take()) is None:
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.5)
+        await self._local.acquire()
+        slot: int | None = None
+        try:
+            delay = 0.02
+            while True:
+                try:
+                    slot = await asyncio.wait_for(self._claim(), STORE_WAIT_S)
+                except Exception as exc:  # noqa: BLE001 - a store fault must not fail the call
+                    if not (is_store_fault(exc) or isinstance(exc, TimeoutError)):
+                        raise
+                    self.fallbacks += 1
+                    log.warning(
+                        "shared concurrency slots unavailable (%s); limiting this worker only",
+                        describe(exc),
+                    )
+                    break
+                if slot is not None:
+                    break
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+        except BaseException:
+            self._local.release()
+            raise
         task = asyncio.current_task()
         assert task is not None
         self._held[task] = slot
 
+    async def _claim(self) -> int | None:
+        await self._ensure()
+        return await self._take()
+
     async def __aexit__(self, *exc: object) -> None:
         task = asyncio.current_task()
-        slot = self._held.pop(task) if task is not None else None
+        slot = self._held.pop(task, None) if task is not None else None
+        self._local.release()
         if slot is None:
             return
+        try:
+            await asyncio.wait_for(self._give_back(slot), STORE_WAIT_S)
+        except Exception as error:  # noqa: BLE001 - the slot's expiry gives it back
+            if not (is_store_fault(error) or isinstance(error, TimeoutError)):
+                raise
+            self.fallbacks += 1
+
+    async def _give_back(self, slot: int) -> None:
         async with self.store.transaction() as session:
             await session.execute(
                 update(ModelSlot)

@@ -33,8 +33,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codi_eval.errors import InputError
-from codi_eval.experiments.cache import ResponseCache
-from codi_eval.experiments.calls import CallStats, ManagedModel, RateLimiter, RetryPolicy, run_stats
+from codi_eval.experiments.cache import ResponseCache, model_identity
+from codi_eval.experiments.calls import (
+    CallMemo,
+    CallStats,
+    Limiter,
+    ManagedModel,
+    RateLimiter,
+    RetryPolicy,
+    Slots,
+    run_stats,
+)
 from codi_eval.experiments.leases import (
     DEFAULT_LEASE_S,
     Work,
@@ -45,6 +54,7 @@ from codi_eval.experiments.leases import (
     renew_leases,
     requeue_failed,
 )
+from codi_eval.experiments.ratelimit import SharedRateLimiter, SharedSlots
 from codi_eval.experiments.spec import Spec, spec_hash
 from codi_eval.ids import uuid7
 from codi_eval.models.base import ModelError
@@ -427,6 +437,8 @@ class Runner:
         self._summarizers: dict[tuple[uuid.UUID, int], Summarizer] = {}
         self._cells = {c.id: c for c in prepared.cells}
         self._cache = ResponseCache(store)
+        # Identical calls are made once: density cells of one item share their iterations.
+        self._memo = CallMemo() if spec.run.share_calls else None
         self.stopped: dict[str, StoppedModel] = {}
         self._config_failures: Counter[str] = Counter()
         self._config_first: dict[str, tuple[str, str]] = {}
@@ -435,6 +447,14 @@ class Runner:
         self.fatal: StoreUnavailable | None = None
 
     def managed(self, name: str) -> ManagedModel:
+        """The runner's one managed model for spec name ``name``.
+
+        A remote model's ``requests_per_minute`` and ``concurrency`` are kept in the store,
+        keyed by provider, endpoint and model, so they hold across every worker on this
+        experiment (and any other experiment calling the same endpoint and model). The
+        offline baseline is free and local: no limit, and its answers are shared in memory
+        but never written to the store cache (a write costs more than the answer).
+        """
         if name not in self._models:
             from codi_eval.models.registry import get_model
 
@@ -442,34 +462,41 @@ class Runner:
             run = self.spec.run
             limits = run.models.get(name)
             remote = inner.provider != "offline"
-            rpm = (
-                (
+            identity = model_identity(name, inner.provider)
+            key = "|".join(str(identity.get(k) or "") for k in ("provider", "endpoint", "model"))
+            limiter: Limiter = RateLimiter(None)
+            slots: Slots | None = None
+            if remote:
+                rpm = (
                     limits.requests_per_minute
                     if limits and limits.requests_per_minute
                     else run.requests_per_minute
                 )
-                if remote
-                else None
-            )
-            semaphore = (
-                asyncio.Semaphore(limits.concurrency) if limits and limits.concurrency else None
-            )
-            # The offline baseline is deterministic and free: caching it would only add writes.
-            cache = self._cache if self.use_cache and remote else None
-            managed = ManagedModel(
+                limiter = SharedRateLimiter(self.store, key, rpm)
+            if limits and limits.concurrency:
+                slots = (
+                    SharedSlots(
+                        self.store,
+                        key,
+                        limits.concurrency,
+                        owner=self.owner,
+                        hold_s=run.timeout_s + 30.0,
+                    )
+                    if remote
+                    else asyncio.Semaphore(limits.concurrency)
+                )
+            self._models[name] = ManagedModel(
                 inner,
-                cache=cache,
-                limiter=RateLimiter(rpm),
-                semaphore=semaphore,
+                name=name,
+                cache=self._cache if self.use_cache and remote else None,
+                limiter=limiter,
+                semaphore=slots,
                 policy=RetryPolicy(
                     max_retries=run.max_retries, backoff_s=run.backoff_s, timeout_s=run.timeout_s
                 ),
                 totals=self.progress.stats,
+                memo=self._memo,
             )
-            # The spec's name, ?base_url and all: the cache key's identity is read from it
-            # (an OpenAI-compatible model's own name drops the endpoint).
-            managed.name = name
-            self._models[name] = managed
         return self._models[name]
 
     def summarizer(self, cell: ExperimentCell, repeat: int) -> Summarizer:

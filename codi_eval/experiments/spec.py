@@ -182,6 +182,9 @@ class RunSettings(_Section):
     run_deadline_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
     backoff_s: float = Field(default=1.0, ge=0, le=600, allow_inf_nan=False)
     cache: bool = True
+    # Identical calls in one experiment are made once (in flight and recent answers), so
+    # the density cells of an item share their iterations. Off only to measure the saving.
+    share_calls: bool = True
     models: dict[str, ModelLimits] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from codi_eval.datasets import DatasetItem as ItemRow
 from codi_eval.datasets import content_hash, load_jsonl
@@ -30,8 +31,24 @@ def dataset_name_for(path: str | os.PathLike[str]) -> str:
 async def import_items(
     store: Store, items: list[ItemRow], *, name: str, source_path: str | None = None
 ) -> ImportResult:
-    """Store ``items`` as a version of dataset ``name``; the same content returns the same version."""
+    """Store ``items`` as a version of dataset ``name``; the same content returns the same version.
+
+    Two processes importing at once (two runs of one new spec): one insert wins the unique
+    (name, content hash) and (name, version); the other reads the winner's version.
+    """
     digest = content_hash(items)
+    for attempt in range(3):
+        try:
+            return await _import_once(store, items, name, digest, source_path)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _import_once(
+    store: Store, items: list[ItemRow], name: str, digest: str, source_path: str | None
+) -> ImportResult:
     async with store.transaction() as session:
         existing = await session.scalar(
             select(Dataset).where(Dataset.name == name, Dataset.content_hash == digest)

@@ -73,8 +73,11 @@ def test_three_workers_never_exceed_the_shared_requests_per_minute(
         assert json.loads(out)["runs_succeeded"] == 40
         assert_exactly_once(pg_store_url, 40)
         assert len(clock.times) == 80
-        # A leaky bucket: at most 10 starts in any second, +1 for a start on the boundary.
-        assert _max_in_window(clock.times, 1.0) <= 11, _max_in_window(clock.times, 1.0)
+        # A leaky bucket: calls start 0.1 s apart, whoever makes them, so any second holds
+        # 10 starts, +1 on the window's edge, +1 for the network: a first call's connection
+        # set-up can land it beside the next one. Over five seconds that slack stays 2.
+        assert _max_in_window(clock.times, 1.0) <= 12, _max_in_window(clock.times, 1.0)
+        assert _max_in_window(clock.times, 5.0) <= 52, _max_in_window(clock.times, 5.0)
         span = max(clock.times) - min(clock.times)
         assert span >= (80 - 11) / 10  # really spaced, not a burst
     finally:
@@ -92,9 +95,8 @@ def test_a_429_pauses_the_model_for_every_worker(tmp_path: Path, pg_store_url: s
         env = cli_env(pg_store_url, GEMINI_API_KEY="k", GOOGLE_GEMINI_BASE_URL=gemini.base_url)
         spec = _spec(tmp_path, rpm=6000)
         procs = [start(["run", str(spec), "--json"], env) for _ in range(2)]
-        for p in procs:
-            p.communicate(timeout=240)
-        assert all(p.returncode == 0 for p in procs)
+        outputs = [p.communicate(timeout=240) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
         limited = next(r for r in gemini.requests if r.fault == "rate_limit")
         others = [r.at for r in gemini.requests if r is not limited]
         # Calls already on their way may land just after it; then nobody, in either process,
