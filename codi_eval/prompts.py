@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from codi_eval.errors import InputError, NotFound
 from codi_eval.judging.scale import Scale
@@ -200,8 +201,22 @@ class SeedReport:
 
 
 async def seed_prompts(store: Store, directory: Path) -> SeedReport:
-    """Load every prompt file into the store; idempotent; refuses changed versions (exit 2)."""
+    """Load every prompt file into the store; idempotent; refuses changed versions (exit 2).
+
+    Processes seeding at once (two runs on a new store): one insert wins each unique
+    (name, version); the others read the winner's rows and check them like any other.
+    """
     files = load_prompt_dir(directory)
+    for attempt in range(3):
+        try:
+            return await _seed_once(store, files)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _seed_once(store: Store, files: list[PromptFile]) -> SeedReport:
     created: list[str] = []
     unchanged: list[str] = []
     async with store.transaction() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -190,3 +191,11 @@ def test_a_bad_scale_names_the_file_line_and_field(
         load_prompt_file(path)
     assert (info.value.field, info.value.line) == ("scale", 3)
     assert message in str(info.value) and str(path) in str(info.value)
+
+
+async def test_processes_seeding_at_once_seed_each_prompt_once(store: Store) -> None:
+    # Two `codi-eval run`s on a new store seed the shipped prompts at the same moment.
+    reports = await asyncio.gather(*(seed_prompts(store, PROMPTS) for _ in range(4)))
+    created = [ref for r in reports for ref in r.created]
+    assert sorted(created) == sorted(set(created)) and created  # each once, by someone
+    assert all(set(r.created) | set(r.unchanged) == set(created) for r in reports)

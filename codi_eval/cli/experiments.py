@@ -91,13 +91,29 @@ async def list_command(as_json: bool) -> None:
 @click.argument("experiment", metavar="EXP")
 @click.option("--wide", is_flag=True, help="Every column with full cell keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--watch",
+    "watch",
+    is_flag=False,
+    flag_value=2.0,
+    default=None,
+    type=click.FloatRange(0.2, 3600),
+    metavar="[SECONDS]",
+    help="Follow the experiment as workers run it (refresh every SECONDS, default 2) until "
+    "no run is left; exit 1 if any run failed. Works from any machine on the same store.",
+)
 @run_async
-async def show_command(experiment: str, wide: bool, as_json: bool) -> None:
+async def show_command(experiment: str, wide: bool, as_json: bool, watch: float | None) -> None:
     """What EXP is (spec, dataset, judge, metrics, run counts) and its results per cell."""
     from codi_eval.analysis.cells import cell_results
     from codi_eval.cli.run import results_table
     from codi_eval.store.experiments import experiment_footprint, find_experiment
 
+    if watch is not None:
+        if as_json:
+            raise click.UsageError("--watch shows a live table; use --json without --watch")
+        await _watch(experiment, wide, watch)
+        return
     async with open_store(must_exist=True) as store:
         exp = await find_experiment(store, experiment)
         cells = await cell_results(store, exp.id)
@@ -149,6 +165,57 @@ async def show_command(experiment: str, wide: bool, as_json: bool) -> None:
         f"outputs: codi-eval show {exp.name} --cell CELL [--item ITEM]  ·  "
         f"export: codi-eval experiments export {exp.name} --format csv"
     )
+
+
+async def _watch(experiment: str, wide: bool, every: float) -> None:
+    """Refresh the run counts and the cells table until every run has finished."""
+    import asyncio
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    from codi_eval.analysis.cells import cell_results
+    from codi_eval.cli.run import results_table
+    from codi_eval.store.experiments import activity, find_experiment
+
+    async with open_store(must_exist=True) as store:
+        exp = await find_experiment(store, experiment)
+
+        async def frame() -> tuple[Any, Text, Any]:
+            now = await activity(store, exp.id)
+            c = now.counts
+            line = Text(
+                f"{exp.name}  {now.done}/{now.total} runs done "
+                f"({c.get('succeeded', 0)} succeeded, {c.get('failed', 0)} failed, "
+                f"{c.get('running', 0)} running, {c.get('pending', 0)} pending)  ·  "
+                f"{now.workers} worker{'s' if now.workers != 1 else ''} active  ·  "
+                f"{now.finished_last_minute / 60:.1f} runs/s over the last minute"
+            )
+            table = results_table(await cell_results(store, exp.id), wide=wide, width=out.width)
+            return now, line, table
+
+        now, line, table = await frame()
+        if out.is_terminal:
+            with Live(Group(line, table), console=out, auto_refresh=False) as live:
+                while now.done < now.total:
+                    await asyncio.sleep(every)
+                    now, line, table = await frame()
+                    live.update(Group(line, table), refresh=True)
+        else:  # a log, not a redrawn screen: one line per change, the table at the end
+            out.print(line)
+            while now.done < now.total:
+                await asyncio.sleep(every)
+                previous = line.plain
+                now, line, table = await frame()
+                if line.plain != previous:
+                    out.print(line)
+            out.print(table)
+    if now.counts.get("failed", 0):
+        raise Failed(
+            f"{now.counts['failed']} of {now.total} runs of {exp.name} failed; run them again "
+            f"with: codi-eval run {exp.spec_path or 'SPEC'} --retry-failed"
+        )
 
 
 @experiments.command("delete")

@@ -29,6 +29,7 @@ from codi_eval.store.writes import insert_ignore
 log = logging.getLogger(__name__)
 # A store round trip for a slot is bounded: a call waits at most this long for the store.
 STORE_WAIT_S = 5.0
+LATE_RETRIES = 3
 
 
 class SharedRateLimiter:
@@ -42,6 +43,7 @@ class SharedRateLimiter:
         self._local_pause = 0.0
         self._local_next = 0.0
         self.fallbacks = 0
+        self.late = 0
 
     async def _ensure(self) -> None:
         if not self._ready:
@@ -55,19 +57,33 @@ class SharedRateLimiter:
             self._ready = True
 
     async def acquire(self) -> None:
-        """Wait for this call's slot (distinct from every other worker's)."""
+        """Wait for this call's slot (distinct from every other worker's).
+
+        A worker that wakes up too late for its slot (a busy machine, a stalled loop) does
+        not start then, beside the next slot's call: it gives the slot up and takes a new
+        one (at most ``LATE_RETRIES`` times; a start later still is counted in ``late``).
+        """
+        tolerance = max(self.interval / 2, 0.02)
+        for _ in range(LATE_RETRIES + 1):
+            start = await self._slot() - self.interval
+            wait = max(start, self._local_pause) - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if time.time() - max(start, self._local_pause) <= tolerance:
+                return
+        self.late += 1
+
+    async def _slot(self) -> float:
         try:
-            start = await asyncio.wait_for(self._take(), STORE_WAIT_S)
+            end = await asyncio.wait_for(self._take(), STORE_WAIT_S)
         except Exception as exc:  # noqa: BLE001 - a store fault must not fail the call
             if not (is_store_fault(exc) or isinstance(exc, TimeoutError)):
                 raise
             self.fallbacks += 1
             log.warning("shared rate limit unavailable (%s); spacing calls locally", describe(exc))
-            start = max(time.time(), self._local_next) + self.interval
-        self._local_next = max(self._local_next, start)
-        wait = max(start - self.interval - time.time(), self._local_pause - time.time())
-        if wait > 0:
-            await asyncio.sleep(wait)
+            end = max(time.time(), self._local_next) + self.interval
+        self._local_next = max(self._local_next, end)
+        return end
 
     async def _take(self) -> float:
         """The end of this call's interval: its start is one interval before."""

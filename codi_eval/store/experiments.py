@@ -1,5 +1,6 @@
 """Experiments in the store: finding one by what a user types, which evaluations are a
-run's own (not judge-check re-judgements), listing them, and deleting one whole."""
+run's own (not judge-check re-judgements), listing them, their activity (for watching from
+any machine), and deleting one whole."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import difflib
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, false, func, or_, select, update
@@ -24,6 +25,7 @@ from codi_eval.store.models import (
     Run,
     Span,
     Trace,
+    utcnow,
 )
 
 
@@ -279,4 +281,53 @@ async def run_status(
         )
     return {str(k): int(v) for k, v in counts.items()}, sorted(
         classes.values(), key=lambda c: -c.runs
+    )
+
+
+@dataclass(frozen=True)
+class Activity:
+    """An experiment's runs right now, as any machine sees them in the store."""
+
+    counts: dict[str, int]
+    workers: int  # distinct lease holders of running runs with a live lease
+    finished_last_minute: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return self.counts.get("succeeded", 0) + self.counts.get("failed", 0)
+
+
+async def activity(store: Store, experiment_id: uuid.UUID) -> Activity:
+    """Runs by status, the workers holding live leases, and runs finished in the last minute."""
+    now = utcnow()
+    async with store.session() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Run.status, func.count())
+                    .where(Run.experiment_id == experiment_id)
+                    .group_by(Run.status)
+                )
+            ).all()
+        )
+        workers = await session.scalar(
+            select(func.count(func.distinct(Run.lease_owner))).where(
+                Run.experiment_id == experiment_id,
+                Run.status == "running",
+                Run.lease_expires_at > now,
+            )
+        )
+        recent = await session.scalar(
+            select(func.count()).where(
+                Run.experiment_id == experiment_id,
+                Run.status.in_(("succeeded", "failed")),
+                Run.finished_at > now - timedelta(minutes=1),
+            )
+        )
+    return Activity(
+        {str(k): int(v) for k, v in counts.items()}, int(workers or 0), int(recent or 0)
     )

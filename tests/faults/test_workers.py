@@ -117,3 +117,21 @@ def test_two_processes_creating_one_experiment_get_one(tmp_path: Path, pg_store_
     ids = {json.loads(o)["experiment_id"] for o, _ in outs}
     assert len(ids) == 1
     assert_exactly_once(pg_store_url, 240)
+
+
+def test_watching_from_another_process_follows_the_workers_to_the_end(
+    tmp_path: Path, pg_store_url: str
+) -> None:
+    spec = spec_file(tmp_path, model="offline?latency_ms=200", name="watched")
+    env = cli_env(pg_store_url)
+    runner = start(["run", str(spec), "--workers", "2", "--json"], env)
+    wait_until(lambda: count(pg_store_url, "select count(*) from runs") == 240, 60, "the runs")
+    watch = start(["experiments", "show", "watched", "--watch", "0.2"], env)
+    out, err = watch.communicate(timeout=240)
+    run_out, run_err = runner.communicate(timeout=240)
+    assert runner.returncode == 0, run_err[-2000:]
+    assert watch.returncode == 0, err[-2000:]
+    lines = [line for line in out.splitlines() if "runs done" in line]
+    assert len(lines) >= 2 and "240/240 runs done (240 succeeded, 0 failed" in lines[-1]
+    assert any("2 workers active" in line for line in lines), lines  # both processes seen
+    assert "cod_iteration@2/d2" in out or "v2/d2" in out  # the final table
