@@ -8,9 +8,11 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
-from codi_eval.analysis.cells import cell_results
+from codi_eval.analysis.cells import CellInfo, RunValues, aggregate_cells, cell_results
 from codi_eval.analysis.frames import cells_frame
 from codi_eval.store.engine import Store
 from codi_eval.store.models import Evaluation, Experiment, Run
@@ -77,3 +79,30 @@ async def test_re_judgements_are_not_a_runs_own_scores_anywhere(store: Store) ->
         )
     after = await _compare(store, seeded.name)
     assert [r.metrics for r in after] == [r.metrics for r in before]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 1.0, allow_nan=False),
+            st.floats(0.0, 1.0, allow_nan=False),
+            st.floats(0.0, 0.01, allow_nan=False),
+        ),
+        min_size=2,
+        max_size=30,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_a_cells_numbers_do_not_depend_on_the_order_the_store_returns_runs_in(
+    values: list[tuple[float, float, float]], rnd: Any
+) -> None:
+    # PostgreSQL returns rows in no fixed order; a rerun that read the same runs reordered
+    # printed compression 0.0954078997482771 where the first run printed ...708.
+    cells = [CellInfo("c", "p@1", 1, "offline")]
+    runs = [
+        RunValues("c", "succeeded", judge_score=j, cost=c, metrics={"rouge_l": m})
+        for j, m, c in values
+    ]
+    shuffled = list(runs)
+    rnd.shuffle(shuffled)
+    assert aggregate_cells(cells, runs) == aggregate_cells(cells, shuffled)

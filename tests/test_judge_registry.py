@@ -3,7 +3,6 @@ same judge from the same spec fields, and a re-judgement sees the original promp
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,7 +59,7 @@ def shape(judge: Any) -> tuple[Any, ...]:
 def dataset(tmp_path: Path, n: int, *, instructions: bool = True) -> Path:
     items = load_jsonl(QUICK)[:n]
     if not instructions:
-        items = [dataclasses.replace(item, instruction=None) for item in items]
+        items = [item.model_copy(update={"instruction": None}) for item in items]
     path = tmp_path / "items.jsonl"
     write_jsonl(items, path)
     return path

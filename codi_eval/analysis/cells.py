@@ -109,13 +109,14 @@ def aggregate_cells(
         ok = [r for r in group if r.status == "succeeded"]
         failed = [r for r in group if r.status == "failed"]
         finished = len(ok) + len(failed)
-        scores = [float(s) for s in (r.judge_score for r in ok) if _present(s)]
+        scores = sorted(float(s) for s in (r.judge_score for r in ok) if _present(s))
         ci = mean_ci(scores, alpha=alpha) if scores else None
         names = sorted({m for r in ok for m in r.metrics})
         metrics: dict[str, float | None] = {}
         for name in names:
             values = [r.metrics[name] for r in ok if _present(r.metrics.get(name))]
-            metrics[name] = sum(values) / len(values) if values else None
+            # fsum is exactly rounded: the order the store returns rows in cannot change a digit.
+            metrics[name] = math.fsum(values) / len(values) if values else None
         errors: dict[str, int] = {}
         for r in failed:
             errors[r.error_class or "error"] = errors.get(r.error_class or "error", 0) + 1
@@ -144,7 +145,7 @@ def aggregate_cells(
                 # Unknown is not zero: one finished run without a price makes the sum unknown.
                 cost=None
                 if any(not _present(c) for c in costs)
-                else float(sum(c or 0.0 for c in costs)),
+                else math.fsum(c or 0.0 for c in costs),
                 latency_p50_ms=percentile(latencies, 0.5),
                 latency_p95_ms=percentile(latencies, 0.95),
             )
@@ -213,7 +214,7 @@ async def cell_results(
         RunValues(
             **fields_,
             metrics={
-                name: sum(v) / len(v)
+                name: math.fsum(v) / len(v)
                 for name, v in scores.get(run_id, {}).items()
                 if name not in JUDGE_SCORES
             },
