@@ -75,7 +75,7 @@ def json_values(text: str | None) -> Iterator[Decoded]:
     """Every JSON value in ``text``, most likely first (see the module docstring); never raises."""
     if not text:
         return
-    for snippet in snippets(text):
+    for snippet in _candidates(text):
         decoded = decode(snippet)
         if decoded is not None:
             yield Decoded(decoded[0], decoded[1], snippet)
@@ -83,14 +83,25 @@ def json_values(text: str | None) -> Iterator[Decoded]:
 
 def snippets(text: str) -> list[str]:
     """The snippets :func:`json_values` decodes, in order, without duplicates."""
+    return list(_candidates(text))
+
+
+def _candidates(text: str) -> Iterator[str]:
+    # Lazy: a well-formed answer decodes from its fence or its whole text, and the caller
+    # that takes it never pays for the bracket scan (four passes over the text in Python).
     text = text[:MAX_SEARCH_CHARS]
-    seen: dict[str, None] = {}
+    seen: set[str] = {""}
     for match in _FENCE.finditer(text):
-        seen.setdefault(match.group(1).strip(), None)
-    seen.setdefault(strip_fence(text), None)
+        if (snippet := match.group(1).strip()) not in seen:
+            seen.add(snippet)
+            yield snippet
+    if (snippet := strip_fence(text)) not in seen:
+        seen.add(snippet)
+        yield snippet
     for span in _bracketed(text):
-        seen.setdefault(span, None)
-    return [s for s in seen if s]
+        if span not in seen:
+            seen.add(span)
+            yield span
 
 
 def _bracketed(text: str) -> list[str]:

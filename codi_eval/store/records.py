@@ -85,20 +85,32 @@ class _Record:
 
     def row(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if f.name in self._json:
+        json_, limits = self._json, self._limits
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            if name in json_:
                 value = jsonable(value)
-            elif f.name in self._limits and isinstance(value, str):
-                value = value[: self._limits[f.name]]
-            out[f.name] = value
+            elif name in limits and isinstance(value, str):
+                value = value[: limits[name]]
+            out[name] = value
         return out
 
     @classmethod
     def from_row(cls: type[R], row: Mapping[str, Any] | Any) -> R:
         data = row if isinstance(row, Mapping) else row._mapping
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _field_names(cls)
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record class's fields, in order (``dataclasses.fields`` rebuilds them every call)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(slots=True)
