@@ -256,15 +256,7 @@ async def run_status(
 ) -> tuple[dict[str, int], list[FailureClass]]:
     """Runs by status, and the failed runs by error class with the first message of each."""
     async with store.session() as session:
-        counts = dict(
-            (
-                await session.execute(
-                    select(Run.status, func.count())
-                    .where(Run.experiment_id == experiment_id)
-                    .group_by(Run.status)
-                )
-            ).all()
-        )
+        counts = await _status_counts(session, experiment_id)
         rows = (
             await session.execute(
                 select(Run.error_class, Run.error_message)
@@ -282,6 +274,16 @@ async def run_status(
     return {str(k): int(v) for k, v in counts.items()}, sorted(
         classes.values(), key=lambda c: -c.runs
     )
+
+
+async def _status_counts(session: AsyncSession, experiment_id: uuid.UUID) -> dict[Any, Any]:
+    """The experiment's runs by status."""
+    rows = await session.execute(
+        select(Run.status, func.count())
+        .where(Run.experiment_id == experiment_id)
+        .group_by(Run.status)
+    )
+    return dict(rows.all())
 
 
 @dataclass(frozen=True)
@@ -305,15 +307,7 @@ async def activity(store: Store, experiment_id: uuid.UUID) -> Activity:
     """Runs by status, the workers holding live leases, and runs finished in the last minute."""
     now = utcnow()
     async with store.session() as session:
-        counts = dict(
-            (
-                await session.execute(
-                    select(Run.status, func.count())
-                    .where(Run.experiment_id == experiment_id)
-                    .group_by(Run.status)
-                )
-            ).all()
-        )
+        counts = await _status_counts(session, experiment_id)
         workers = await session.scalar(
             select(func.count(func.distinct(Run.lease_owner))).where(
                 Run.experiment_id == experiment_id,

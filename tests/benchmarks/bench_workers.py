@@ -37,7 +37,9 @@ from sqlalchemy.engine import make_url
 
 from codi_eval.datasets import load_jsonl, write_jsonl
 from codi_eval.store.engine import upgrade
-from tests.servers.gemini_server import GeminiServer, default_text
+from tests.faults.test_shared_limits import _max_in_window as max_in_window
+from tests.faults.test_workers import tagged as answer  # an answer of its own per request
+from tests.servers.gemini_server import GeminiServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "codi_eval"]
@@ -53,29 +55,6 @@ def _prompt(body: dict[str, Any]) -> str:
 def request_key(body: dict[str, Any]) -> str:
     seed = (body.get("generationConfig") or {}).get("seed")
     return hashlib.sha1(f"{_prompt(body)}|{seed}".encode()).hexdigest()
-
-
-def answer(body: dict[str, Any]) -> str:
-    """An answer of its own for every request, so no two runs can share a call."""
-    text = default_text(_prompt(body))
-    tag = request_key(body)[:8]
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return f"{text} ({tag})"
-    if isinstance(data, dict) and "denser_summary" in data:
-        data["denser_summary"] += f" ({tag})"
-    return json.dumps(data)
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] >= window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def scalar(url: str, sql: str, **params: Any) -> Any:
