@@ -88,7 +88,11 @@ def through(proxy: TcpProxy, url: str) -> str:
     return url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
+def wait_until(
+    predicate: Any, timeout: float, what: str, *, watch: subprocess.Popen[str] | None = None
+) -> None:
+    """Poll ``predicate`` until it holds; with ``watch``, fail at once (showing its stderr)
+    if that process ends first, instead of waiting out the timeout and losing the reason."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -98,5 +102,10 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
                 return
         except Exception:  # the store may be cut right now
             pass
+        if watch is not None and watch.poll() is not None:
+            _, err = watch.communicate()
+            raise AssertionError(
+                f"the process ended (exit {watch.returncode}) before {what}:\n{err[-3000:]}"
+            )
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")

@@ -39,6 +39,7 @@ def test_a_cut_of_the_store_is_ridden_out_and_every_run_succeeds(
         lambda: count(pg_store_url, "select count(*) from runs where status = 'succeeded'") >= 40,
         120,
         "some runs to finish",
+        watch=run,
     )
     proxy.cut()
     time.sleep(cut_s)
@@ -63,6 +64,7 @@ def test_a_store_that_stops_answering_stops_the_run_with_one_line_then_resume_co
         lambda: count(pg_store_url, "select count(*) from runs where status = 'succeeded'") >= 40,
         120,
         "some runs to finish",
+        watch=run,
     )
     proxy.blackhole()
     started = time.monotonic()

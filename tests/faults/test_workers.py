@@ -62,6 +62,7 @@ def test_concurrent_runners_share_the_work_and_a_killed_ones_runs_come_back(
             ),
             120,
             "half the runs",
+            watch=victim,
         )
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
