@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from codi_eval.models.base import Model
-from codi_eval.models.registry import BaseUrl, ModelParams, provider
+from codi_eval.models.params import BaseUrl, ModelParams, provider
 from codi_eval.settings import Settings
 
 GEMINI_DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"

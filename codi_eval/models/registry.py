@@ -21,12 +21,21 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
+from urllib.parse import parse_qsl
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+# Importing the built-in providers registers them (the module imports no SDK).
+from codi_eval.models import providers as _builtin  # noqa: F401
 from codi_eval.models.base import Model
+from codi_eval.models.params import (
+    SECRET_PARAMS,
+    BaseUrl,
+    ModelParams,
+    provider,
+    registered,
+)
 from codi_eval.settings import Settings, get_settings
 
 __all__ = [
@@ -40,65 +49,10 @@ __all__ = [
     "providers",
 ]
 
-# Parameter names that would put a secret into a spec, a cell key or a trace tag.
-_SECRET_PARAMS = frozenset({"api_key", "apikey", "key", "token", "password", "secret"})
-
-
-class ModelParams(BaseModel):
-    """What a model name may carry after ``?``; each provider declares its own subclass.
-
-    ``family`` names the provider, ``form`` is the accepted form shown in errors,
-    :meth:`match` recognises the provider's names, :meth:`build` makes the model and
-    :meth:`endpoint` says where it answers from (part of the response cache key).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    family: ClassVar[str]
-    form: ClassVar[str]
-
-    @classmethod
-    def match(cls, base: str) -> str | None:
-        """The provider's model id for ``base`` (the name before ``?``), or None."""
-        raise NotImplementedError
-
-    def build(self, name: str, model_id: str) -> Model:
-        raise NotImplementedError
-
-    def endpoint(self, settings: Settings) -> str | None:
-        """The address that answers, as far as the configuration tells (None: in process)."""
-        return None
-
-    def identity(self) -> dict[str, Any]:
-        """Parameters that can change an answer (timeouts and the like cannot)."""
-        return {}
-
-    def fix_hint(self, kind: str) -> str:
-        """What to change when calls fail with a configuration error of ``kind``."""
-        return "check the model's name and parameters"
-
-
-P = TypeVar("P", bound=type[ModelParams])
-_PROVIDERS: dict[str, type[ModelParams]] = {}
-
-
-def provider(cls: P) -> P:
-    """Class decorator: register a provider's parameter model under its ``family``."""
-    if cls.family in _PROVIDERS:
-        raise ValueError(f"a model provider named {cls.family!r} is already registered")
-    _PROVIDERS[cls.family] = cls
-    return cls
-
 
 def providers() -> dict[str, type[ModelParams]]:
-    """Registered providers by family (the built-in ones register on import)."""
-    _load_builtin()
-    return dict(_PROVIDERS)
-
-
-def _load_builtin() -> None:
-    # Importing the module registers the built-in providers (it imports no SDK).
-    import codi_eval.models.providers  # noqa: F401
+    """Registered providers by family (the built-in ones registered on import)."""
+    return registered()
 
 
 @dataclass(frozen=True)
@@ -155,7 +109,7 @@ def parse_model_name(name: str, defaults: dict[str, Any] | None = None) -> Model
     pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
     given: dict[str, Any] = {}
     for key, value in pairs:
-        if key.lower() in _SECRET_PARAMS:
+        if key.lower() in SECRET_PARAMS:
             raise ValueError(
                 f"model {text!r}: keys are never part of a model name (it is stored with the "
                 "experiment and shown in tables); set the provider's key in the environment "
@@ -184,21 +138,3 @@ def parse_model_name(name: str, defaults: dict[str, Any] | None = None) -> Model
 def get_model(name: str, defaults: dict[str, Any] | None = None) -> Model:
     """The model a spec names; ``ValueError`` naming the accepted forms for anything else."""
     return parse_model_name(name, defaults).build()
-
-
-# ----------------------------------------------------------------- shared field checks
-
-
-def check_base_url(value: str | None) -> str | None:
-    """An http(s) URL without credentials (a key in a URL would be stored with the name)."""
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL")
-    if parts.username or parts.password:
-        raise ValueError("must not carry credentials; keys come from the environment")
-    return value
-
-
-BaseUrl = Annotated[str | None, AfterValidator(check_base_url)]
