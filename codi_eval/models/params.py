@@ -58,8 +58,9 @@ P = TypeVar("P", bound=type[ModelParams])
 _PROVIDERS: dict[str, type[ModelParams]] = {}
 
 
-def registered() -> dict[str, type[ModelParams]]:
-    """The registered providers by family, in registration order."""
+def providers() -> dict[str, type[ModelParams]]:
+    """Registered providers by family, in registration order (:mod:`.registry` imports the
+    built-in ones, so through it they are always there)."""
     return dict(_PROVIDERS)
 
 

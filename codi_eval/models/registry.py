@@ -34,7 +34,7 @@ from codi_eval.models.params import (
     BaseUrl,
     ModelParams,
     provider,
-    registered,
+    providers,
 )
 from codi_eval.settings import Settings, get_settings
 
@@ -48,11 +48,6 @@ __all__ = [
     "provider",
     "providers",
 ]
-
-
-def providers() -> dict[str, type[ModelParams]]:
-    """Registered providers by family (the built-in ones registered on import)."""
-    return registered()
 
 
 @dataclass(frozen=True)
