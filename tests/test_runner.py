@@ -411,3 +411,35 @@ def test_a_model_parameter_the_provider_does_not_take_is_refused_at_spec_time(
         load_spec(path)
     assert info.value.field == "matrix.model[0]" and info.value.line == 6
     assert "latency_ms" in str(info.value) and "number" in str(info.value)
+
+
+async def test_runs_are_claimed_a_page_at_a_time_not_one_transaction_per_run(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the queue is full, the claimer must not fall back to claiming one run per
+    transaction: each claim costs a round trip and a lock on the runs table."""
+    import codi_eval.experiments.runner as runner_module
+
+    pages: list[int] = []
+    claim = runner_module.claim_runs
+
+    async def counting(*args: object, **kwargs: object) -> list[object]:
+        page = await claim(*args, **kwargs)  # type: ignore[arg-type]
+        if page:
+            pages.append(len(page))
+        return page  # type: ignore[return-value]
+
+    monkeypatch.setattr(runner_module, "claim_runs", counting)
+    path = write_spec(
+        tmp_path,
+        spec_text(
+            small_dataset(tmp_path, 20),
+            density="[1, 2]",
+            run="{concurrency: 4, max_retries: 2, timeout_s: 5, backoff_s: 0.01}",
+        ),
+    )
+    runner = await _run(store, path)
+    runs = 20 * 2 * 2
+    assert runner.progress.succeeded == runs and sum(pages) == runs
+    # Every page but the last is at least the concurrency.
+    assert min(pages[:-1]) >= 4, pages

@@ -540,12 +540,16 @@ class Runner:
         return await retrying(operation, what=what, url=self.store.url, outage_s=self.outage_s)
 
     async def _claims(self, queue: asyncio.Queue[Work | None]) -> None:
-        """Claim runs while there are any, keeping the queue about one page ahead; then wait
-        for runs other workers hold, taking over any whose lease lapses, until none is left."""
+        """Claim runs a page at a time while there are any, keeping the queue about a page
+        ahead; then wait for runs other workers hold, taking over any whose lease lapses,
+        until none is left."""
         experiment_id = self.prepared.experiment.id
         try:
             while True:
-                room = min(512, max(1, self.concurrency * 2 - queue.qsize()))
+                # At least a concurrency's worth per claim: topping a full queue up run by run
+                # cost one claim transaction per run. What does not fit waits in this task's
+                # hands (under the same leases) for the queue to drain.
+                room = min(512, max(self.concurrency, self.concurrency * 2 - queue.qsize()))
                 page = await self._store(
                     functools.partial(
                         claim_runs,
