@@ -82,6 +82,8 @@ class Settings:
     api_summary_workers: int = 16
     api_request_timeout_s: float = 120.0
     api_body_timeout_s: float = 10.0
+    # Database connections ``serve`` may open in all, shared out among its worker processes.
+    api_db_connections: int = 20
     # Runs: a lease's length (renewed at a third of it), and how long a store may be away.
     lease_s: float = 60.0
     store_outage_s: float = 60.0
@@ -145,6 +147,7 @@ class Settings:
             api_summary_workers=_number(env, "CODI_EVAL_API_SUMMARY_WORKERS", 16, int),
             api_request_timeout_s=_number(env, "CODI_EVAL_API_REQUEST_TIMEOUT_S", 120.0, float),
             api_body_timeout_s=_number(env, "CODI_EVAL_API_BODY_TIMEOUT_S", 10.0, float),
+            api_db_connections=_number(env, "CODI_EVAL_API_DB_CONNECTIONS", 20, int),
             lease_s=_number(env, "CODI_EVAL_LEASE_S", 60.0, float),
             store_outage_s=_number(env, "CODI_EVAL_STORE_OUTAGE_S", 60.0, float),
             opik_workspaces=tuple(

@@ -1,10 +1,24 @@
-"""``codi-eval serve``: the HTTP API the CODI app calls."""
+"""``codi-eval serve``: the API for the CODI app, in one process or several on one port."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
 import click
 
-from codi_eval.cli import console, run_async
+from codi_eval.cli import Failed, console, error, run_async
+
+# A worker that ends this soon after it started is broken (bad settings, a store it cannot
+# open): the whole server stops with its exit code instead of restarting it forever.
+_CRASH_LOOP_S = 10.0
+# Time a worker gets to answer what it is serving and flush queued traces when stopped.
+_STOP_S = 30.0
 
 
 @click.command()
@@ -16,8 +30,21 @@ from codi_eval.cli import console, run_async
     show_default=True,
     help="Port to listen on (0: any free port).",
 )
-@run_async
-async def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes accepting on the one port (use up to one per core). Each holds "
+    "its own limit counters and 1/N of CODI_EVAL_API_DB_CONNECTIONS; a worker that dies "
+    "is restarted.",
+)
+# The pre-forked worker's side (``--workers`` > 1 starts its workers with these).
+@click.option("--listen-fd", type=int, hidden=True)
+@click.option("--control-fd", type=int, hidden=True)
+def serve(
+    host: str, port: int, workers: int, listen_fd: int | None, control_fd: int | None
+) -> None:
     """Serve the API under /api/v1 (OpenAPI at /api/v1/openapi.json) until interrupted.
 
     \b
@@ -30,41 +57,222 @@ async def serve(host: str, port: int) -> None:
       CODI_EVAL_API_SUMMARY_WORKERS           summaries at work at once (default 16; rest wait)
       CODI_EVAL_API_REQUEST_TIMEOUT_S         per-request deadline (default 120; then 504)
       CODI_EVAL_API_BODY_TIMEOUT_S            time to send a body (default 10; then 408)
+      CODI_EVAL_API_DB_CONNECTIONS            database connections, all workers (default 20)
       CODI_EVAL_OPIK_WORKSPACES               workspaces allowed with the server's Opik key
+
+    \b
+    The limits hold per worker process: with --workers N a user's quota is N times the
+    configured one. SIGTERM stops the server like Ctrl-C: requests in hand are answered
+    and queued traces are written before it exits.
     """
-    import asyncio
+    if listen_fd is not None:
+        _worker(listen_fd, control_fd)
+    elif workers == 1:
+        _one_process(host, port)
+    else:
+        _supervise(host, port, workers)
+
+
+def _logging(*, pids: bool = False) -> None:
     import logging
+
+    who = "%(name)s[%(process)d]" if pids else "%(name)s"
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {who}: %(message)s")
+
+
+@run_async
+async def _one_process(host: str, port: int) -> None:
+    from codi_eval.settings import get_settings
+    from codi_eval.store.engine import safe_url
+
+    _logging()
+    settings = get_settings()
+
+    def listening(bound: tuple[str, int]) -> None:
+        console.print(
+            f"codi-eval API on http://{bound[0]}:{bound[1]}/api/v1 "
+            f"(store {safe_url(settings.database_url)}); Ctrl-C to stop"
+        )
+
+    await _serve(host=host, port=port, workers=1, listening=listening)
+
+
+def _worker(listen_fd: int, control_fd: int | None) -> None:
+    """One pre-forked worker: serve on the inherited socket until the supervisor says stop
+    (closes the control socket) or goes away; Ctrl-C is the supervisor's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _logging(pids=True)
+    sock = socket.socket(fileno=listen_fd)
+    control = socket.socket(fileno=control_fd) if control_fd is not None else None
+    workers = int(os.environ.get("CODI_EVAL_SERVE_WORKERS", "1"))
+
+    def listening(_bound: tuple[str, int]) -> None:
+        if control is not None:
+            control.sendall(b"ready\n")
+
+    run_async(_serve)(sock=sock, control=control, workers=workers, listening=listening)
+
+
+async def _serve(
+    *,
+    listening: Callable[[tuple[str, int]], None],
+    workers: int,
+    host: str | None = None,
+    port: int | None = None,
+    sock: socket.socket | None = None,
+    control: socket.socket | None = None,
+) -> None:
+    """Open the store, start the API on ``host:port`` (or an inherited ``sock``), call
+    ``listening`` with the bound address and serve until SIGTERM, a closed ``control``
+    socket, or Ctrl-C; then stop gracefully."""
+    import asyncio
 
     from aiohttp import web
 
     from codi_eval.api import create_app, make_runner
     from codi_eval.settings import get_settings
-    from codi_eval.store.engine import Store, safe_url
+    from codi_eval.store.engine import Store
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = get_settings()
-    store = await Store.open(settings.database_url)
+    # Pool plus as much overflow again: each worker's share of the connections configured.
+    pool = max(1, settings.api_db_connections // (2 * workers))
+    store = await Store.open(settings.database_url, pool_size=pool)
     runner = make_runner(create_app(store, settings))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if control is not None:
+        control.setblocking(False)
+        # The supervisor never writes after "ready": readable means it closed or died.
+        loop.add_reader(control.fileno(), stop.set)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site: web.BaseSite
+        site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
         try:
             await site.start()
         except OSError as exc:
-            from codi_eval.cli import Failed
-
             raise Failed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        bound = runner.addresses[0] if runner.addresses else (host, port)
-        console.print(
-            f"codi-eval API on http://{bound[0]}:{bound[1]}/api/v1 "
-            f"(store {safe_url(settings.database_url)}); Ctrl-C to stop"
-        )
-        await asyncio.Event().wait()
+        bound = runner.addresses[0] if runner.addresses else (host or "", port or 0)
+        listening(bound)
+        await stop.wait()
     finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        if control is not None:
+            loop.remove_reader(control.fileno())
         await runner.cleanup()
         await store.close()
+
+
+class _Worker:
+    """A worker process and the supervisor's end of its control socket."""
+
+    def __init__(self, listener: socket.socket, workers: int) -> None:
+        ours, theirs = socket.socketpair()
+        self.control = ours
+        args = [sys.executable, "-m", "codi_eval", "serve"]
+        args += ["--listen-fd", str(listener.fileno()), "--control-fd", str(theirs.fileno())]
+        self.process = subprocess.Popen(
+            args,
+            pass_fds=(listener.fileno(), theirs.fileno()),
+            env={**os.environ, "CODI_EVAL_SERVE_WORKERS": str(workers)},
+        )
+        theirs.close()
+        self.started = time.monotonic()
+        self.ready = False
+
+    def poll_ready(self) -> None:
+        self.control.settimeout(0)
+        try:
+            self.ready = self.ready or self.control.recv(16).startswith(b"ready")
+        except BlockingIOError:
+            pass
+
+    def stop(self) -> None:
+        self.control.close()
+
+
+def _supervise(host: str, port: int, workers: int) -> None:
+    """Bind once, start ``workers`` processes accepting on the socket, restart any that dies,
+    and stop them all gracefully on Ctrl-C or SIGTERM."""
+    import logging
+
+    from codi_eval.settings import SettingsError, get_settings
+    from codi_eval.store.engine import safe_url
+
+    _logging(pids=True)
+    log = logging.getLogger("codi_eval.serve")
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        error(str(exc))
+        sys.exit(2)
+    # Migrations and the store check happen here once, not in N workers racing each other.
+    run_async(_check_store)(settings.database_url)
+    try:
+        listener = socket.create_server((host, port), backlog=1024)
+    except OSError as exc:
+        error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        sys.exit(1)
+    bound = listener.getsockname()[:2]
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    pool = [_Worker(listener, workers) for _ in range(workers)]
+    announced = False
+    code = 0
+    try:
+        while not stopping:
+            for i, worker in enumerate(pool):
+                worker.poll_ready()
+                rc = worker.process.poll()
+                if rc is None:
+                    continue
+                if time.monotonic() - worker.started < _CRASH_LOOP_S:
+                    log.error(
+                        "worker %d (pid %d) exited with %d at start", i, worker.process.pid, rc
+                    )
+                    code = rc or 1
+                    stopping.append(0)
+                    break
+                log.warning(
+                    "worker %d (pid %d) exited with %d; restarting it", i, worker.process.pid, rc
+                )
+                worker.stop()
+                pool[i] = _Worker(listener, workers)
+            if not announced and all(w.ready for w in pool):
+                announced = True
+                console.print(
+                    f"codi-eval API on http://{bound[0]}:{bound[1]}/api/v1 "
+                    f"(store {safe_url(settings.database_url)}, {workers} workers); Ctrl-C to stop"
+                )
+            time.sleep(0.1)
+    finally:
+        listener.close()
+        for worker in pool:
+            worker.stop()
+        deadline = time.monotonic() + _STOP_S
+        for worker in pool:
+            try:
+                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+    if signal.SIGINT in stopping:
+        console.print("interrupted")
+        sys.exit(130)
+    sys.exit(code)
+
+
+async def _check_store(url: str) -> None:
+    from codi_eval.store.engine import Store
+
+    store = await Store.open(url)
+    await store.close()
 
 
 commands = [serve]
