@@ -125,7 +125,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CODI_EVAL_DATABASE_URL": url,
@@ -135,7 +135,8 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     for key in ("OPIK_URL_OVERRIDE", "OPIK_API_KEY", "GEMINI_API_KEY"):
         env.pop(key, None)
     return subprocess.Popen(
-        [sys.executable, "-m", "codi_eval", "serve", "--port", str(port)],
+        [sys.executable, "-m", "codi_eval", "serve", "--port", str(port)]
+        + ["--workers", str(workers)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -81,7 +81,9 @@ def drop_database(admin_url: str, url: str) -> None:
     engine.dispose()
 
 
-def start_server(url: str, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, port: int, extra: dict[str, str], workers: int = 1
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CODI_EVAL_DATABASE_URL": url,
@@ -92,7 +94,8 @@ def start_server(url: str, port: int, extra: dict[str, str]) -> subprocess.Popen
     for key in ("OPIK_URL_OVERRIDE", "OPIK_API_KEY"):
         env.pop(key, None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "codi_eval", "serve", "--port", str(port)],
+        [sys.executable, "-m", "codi_eval", "serve", "--port", str(port)]
+        + ["--workers", str(workers)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -110,10 +113,14 @@ def start_server(url: str, port: int, extra: dict[str, str]) -> subprocess.Popen
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    """The server's resident memory: the process and its workers (``serve --workers N``)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0.0
+    for one in (pid, *map(int, children)):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -240,6 +247,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pg", required=True, help="postgresql+psycopg:// admin URL")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N")
+    parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run only this scenario")
     args = parser.parse_args()
     random.seed(0)
     url = make_database(args.pg)
@@ -271,45 +280,57 @@ def main() -> None:
         "GOOGLE_GEMINI_BASE_URL": gemini_url,
         "CODI_EVAL_API_BODY_TIMEOUT_S": "30",
     }
-    server = start_server(url, port, limits)
+    server = start_server(url, port, limits, args.workers)
     base = f"http://127.0.0.1:{port}"
+    print(f"codi-eval serve --workers {args.workers}")
     try:
-        figures = asyncio.run(hostile(base, server.pid))
-        print("1. hostile summaries (1,000 requests, 50 users, ~64 KiB code each):")
-        for key, value in figures.items():
-            print(f"   {key:<22}{value:8.1f}")
-        growth = max(figures.values()) - figures["rss_start_mb"]
-        print(f"   growth {growth:.1f} MB (target <= 50): {'yes' if growth <= 50 else 'NO'}")
-        slow = asyncio.run(slow_bodies(base, port))
-        print("2. 50 slow-body clients:")
-        print(
-            f"   /health p50 {slow['health_p50_ms']:.1f} ms, p99 {slow['health_p99_ms']:.1f} ms "
-            f"over {int(slow['health_samples'])} polls (target p99 < 100): "
-            f"{'yes' if slow['health_p99_ms'] < 100 else 'NO'}"
-        )
-        asyncio.run(concurrent(base, "offline", 20))  # warm-up
-        offline = asyncio.run(concurrent(base, "offline", 200))
-        remote = asyncio.run(concurrent(base, "gemini-2.5-flash", 200))
-        ratio = remote["seconds"] / offline["seconds"]
-        print("3. 200 concurrent summaries (density 2: 3 calls each):")
-        print(
-            f"   offline {offline['seconds']:.2f} s (/health p99 {offline['health_p99_ms']:.1f} ms)"
-        )
-        print(
-            f"   gemini  {remote['seconds']:.2f} s (/health p99 {remote['health_p99_ms']:.1f} ms)"
-        )
-        with urllib.request.urlopen(f"{gemini_url}/_requests") as resp:
-            served = json.loads(resp.read())["requests"]
-        print(
-            f"   ratio {ratio:.2f} (target <= 2): {'yes' if ratio <= 2 else 'NO'}; "
-            f"gemini calls served by the local server: {served}"
-        )
+        if args.only in (None, 1):
+            hostile_figures(base, server.pid)
+        if args.only in (None, 2):
+            slow_figures(base, port)
+        if args.only in (None, 3):
+            gemini_figures(base, gemini_url)
     finally:
         server.terminate()
         server.wait(timeout=30)
         gemini.terminate()
         gemini.wait(timeout=30)
         drop_database(args.pg, url)
+
+
+def hostile_figures(base: str, pid: int) -> None:
+    figures = asyncio.run(hostile(base, pid))
+    print("1. hostile summaries (1,000 requests, 50 users, ~64 KiB code each):")
+    for key, value in figures.items():
+        print(f"   {key:<22}{value:8.1f}")
+    growth = max(figures.values()) - figures["rss_start_mb"]
+    print(f"   growth {growth:.1f} MB (target <= 50): {'yes' if growth <= 50 else 'NO'}")
+
+
+def slow_figures(base: str, port: int) -> None:
+    slow = asyncio.run(slow_bodies(base, port))
+    print("2. 50 slow-body clients:")
+    print(
+        f"   /health p50 {slow['health_p50_ms']:.1f} ms, p99 {slow['health_p99_ms']:.1f} ms "
+        f"over {int(slow['health_samples'])} polls (target p99 < 100): "
+        f"{'yes' if slow['health_p99_ms'] < 100 else 'NO'}"
+    )
+
+
+def gemini_figures(base: str, gemini_url: str) -> None:
+    asyncio.run(concurrent(base, "offline", 20))  # warm-up
+    offline = asyncio.run(concurrent(base, "offline", 200))
+    remote = asyncio.run(concurrent(base, "gemini-2.5-flash", 200))
+    ratio = remote["seconds"] / offline["seconds"]
+    print("3. 200 concurrent summaries (density 2: 3 calls each):")
+    print(f"   offline {offline['seconds']:.2f} s (/health p99 {offline['health_p99_ms']:.1f} ms)")
+    print(f"   gemini  {remote['seconds']:.2f} s (/health p99 {remote['health_p99_ms']:.1f} ms)")
+    with urllib.request.urlopen(f"{gemini_url}/_requests") as resp:
+        served = json.loads(resp.read())["requests"]
+    print(
+        f"   ratio {ratio:.2f} (target <= 2): {'yes' if ratio <= 2 else 'NO'}; "
+        f"gemini calls served by the local server: {served}"
+    )
 
 
 if __name__ == "__main__":

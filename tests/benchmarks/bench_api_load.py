@@ -1,0 +1,175 @@
+"""API throughput under concurrent clients at 1M traces: one server process against two.
+
+Not a test; run it by hand (the data is ``bench_api``'s, loaded by SQL, reused when there)::
+
+    .venv/bin/python -m tests.benchmarks.bench_api_load \\
+        --pg postgresql+psycopg://postgres@127.0.0.1:5432/codi_bench_api
+
+For ``codi-eval serve`` and ``codi-eval serve --workers 2`` in turn (same database, same
+session): closed-loop aiohttp clients (1, 8 and 32 at once, each sending its next request
+when the last is answered, for ``--seconds`` each) on ``GET /traces`` page 1 and on
+``GET /traces/{id}`` (random traces of their owners), giving requests/s, p50 and p99;
+then ``GET /traces`` at a fixed offered rate (open loop: a request every 1/rate seconds
+whether or not the last was answered), giving p99. The ratio is two processes to one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import time
+
+from sqlalchemy import create_engine, text
+
+from tests.benchmarks.bench_api import free_port, load, pct, start_server
+
+CLIENTS = (1, 8, 32)
+
+
+def wait_listening(port: int, server: object) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:  # type: ignore[attr-defined]
+                raise SystemExit("the server did not start") from None
+            time.sleep(0.2)
+
+
+async def closed_loop(
+    base: str, calls: list[tuple[str, dict[str, str]]], clients: int, seconds: float
+) -> tuple[float, list[float]]:
+    import aiohttp
+
+    times: list[float] = []
+    stop_at = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client(c: int) -> None:
+            i = c
+            while time.perf_counter() < stop_at:
+                path, headers = calls[i % len(calls)]
+                i += clients
+                started = time.perf_counter()
+                async with session.get(base + path, headers=headers) as resp:
+                    await resp.read()
+                    assert resp.status == 200, (path, resp.status)
+                times.append((time.perf_counter() - started) * 1000.0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(clients)))
+        elapsed = time.perf_counter() - started
+    return len(times) / elapsed, times
+
+
+async def open_loop(
+    base: str, calls: list[tuple[str, dict[str, str]]], rate: float, seconds: float
+) -> list[float]:
+    import aiohttp
+
+    times: list[float] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(i: int, due: float) -> None:
+            path, headers = calls[i % len(calls)]
+            async with session.get(base + path, headers=headers) as resp:
+                await resp.read()
+                assert resp.status == 200, (path, resp.status)
+            # Measured from when the request was due, so queueing in the client counts too.
+            times.append((time.perf_counter() - due) * 1000.0)
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+    return times
+
+
+def workloads(url: str, users: int) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        sample = conn.execute(
+            text("SELECT id, user_id FROM traces TABLESAMPLE SYSTEM (1) LIMIT 2000")
+        ).all()
+    engine.dispose()
+    headers = [{"Authorization": f"Bearer bench-token-{u}"} for u in range(1, users + 1)]
+    return {
+        "GET /traces page 1": [
+            ("/api/v1/traces?page=1&page_size=20", headers[i % users]) for i in range(users)
+        ],
+        "GET /traces/{id}": [(f"/api/v1/traces/{tid}", headers[uid - 1]) for tid, uid in sample],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pg", required=True, help="postgresql+psycopg:// URL of a database")
+    parser.add_argument("--traces", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=8.0, help="per closed-loop row")
+    parser.add_argument("--rate", type=float, default=100.0, help="open-loop requests/s")
+    args = parser.parse_args()
+
+    load(args.pg, args.traces, args.users, False)
+    loads = workloads(args.pg, args.users)
+    rows: dict[tuple[int, str, int], tuple[float, float, float]] = {}
+    open_p99: dict[int, float] = {}
+    for workers in (1, 2):
+        port = free_port()
+        server = start_server(args.pg, port, workers)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_listening(port, server)
+            for label, calls in loads.items():
+                asyncio.run(closed_loop(base, calls, 8, 1.0))  # warm-up
+                for clients in CLIENTS:
+                    rate, times = asyncio.run(closed_loop(base, calls, clients, args.seconds))
+                    rows[workers, label, clients] = (
+                        rate,
+                        statistics.median(times),
+                        pct(times, 0.99),
+                    )
+                    print(
+                        f"  workers {workers} {label:<20} {clients:>2} clients: {rate:7.1f} req/s "
+                        f"p50 {statistics.median(times):6.1f} p99 {pct(times, 0.99):6.1f} ms",
+                        flush=True,
+                    )
+            times = asyncio.run(
+                open_loop(base, loads["GET /traces page 1"], args.rate, args.seconds)
+            )
+            open_p99[workers] = pct(times, 0.99)
+            print(
+                f"  workers {workers} GET /traces page 1 at {args.rate:g} req/s offered: "
+                f"p50 {statistics.median(times):.1f} p99 {open_p99[workers]:.1f} ms",
+                flush=True,
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"\n{args.traces:,} traces, {args.users} users, {args.seconds:g} s per row\n")
+    print(f"{'request':<22}{'clients':>8}{'1 proc req/s':>14}{'2 procs req/s':>15}{'ratio':>7}")
+    for label in loads:
+        for clients in CLIENTS:
+            one, two = rows[1, label, clients][0], rows[2, label, clients][0]
+            print(f"{label:<22}{clients:>8}{one:>14.1f}{two:>15.1f}{two / one:>7.2f}")
+    for workers, p99 in open_p99.items():
+        verdict = "yes" if p99 <= 50 else "NO"
+        print(
+            f"open loop {args.rate:g} req/s, {workers} process(es): "
+            f"p99 {p99:.1f} ms (target <= 50: {verdict})"
+        )
+
+
+if __name__ == "__main__":
+    main()
