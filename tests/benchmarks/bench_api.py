@@ -81,7 +81,7 @@ def load(url: str, n: int, users: int, reload: bool) -> None:
             """
             INSERT INTO spans (id, trace_id, parent_span_id, name, type, model, provider,
                                prompt_tokens, completion_tokens, total_tokens, cost, start_time,
-                               end_time, duration_ms, input, output, meta_data, status)
+                               end_time, duration_ms, input_data, output_data, meta_data, status)
             SELECT md5(k || g)::uuid, md5('t' || g)::uuid,
                    CASE WHEN k = 'i' THEN md5('c' || g)::uuid END,
                    CASE k WHEN 'c' THEN 'chain_of_density' WHEN 'i' THEN 'iteration 1' ELSE 'judge: summary_quality' END,

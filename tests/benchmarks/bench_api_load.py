@@ -20,6 +20,7 @@ import asyncio
 import socket
 import statistics
 import time
+from collections import Counter
 
 from sqlalchemy import create_engine, text
 
@@ -68,8 +69,13 @@ async def closed_loop(
 
 
 async def open_loop(
-    base: str, calls: list[tuple[str, dict[str, str]]], rate: float, seconds: float
+    base: str,
+    calls: list[tuple[str, dict[str, str]]],
+    rate: float,
+    seconds: float,
+    refused: Counter[int],
 ) -> list[float]:
+    """Latencies of every request (refused ones too); ``refused`` counts non-200 statuses."""
     import aiohttp
 
     times: list[float] = []
@@ -80,7 +86,7 @@ async def open_loop(
             path, headers = calls[i % len(calls)]
             async with session.get(base + path, headers=headers) as resp:
                 await resp.read()
-                assert resp.status == 200, (path, resp.status)
+                refused[resp.status] += resp.status != 200  # 503: the server is full
             # Measured from when the request was due, so queueing in the client counts too.
             times.append((time.perf_counter() - due) * 1000.0)
 
@@ -119,12 +125,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=8.0, help="per closed-loop row")
     parser.add_argument("--rate", type=float, default=100.0, help="open-loop requests/s")
+    parser.add_argument("--reload", action="store_true", help="reload even if the data is there")
     args = parser.parse_args()
 
-    load(args.pg, args.traces, args.users, False)
+    load(args.pg, args.traces, args.users, args.reload)
     loads = workloads(args.pg, args.users)
     rows: dict[tuple[int, str, int], tuple[float, float, float]] = {}
     open_p99: dict[int, float] = {}
+    open_refused: dict[int, int] = {}
     for workers in (1, 2):
         port = free_port()
         server = start_server(args.pg, port, workers)
@@ -145,13 +153,16 @@ def main() -> None:
                         f"p50 {statistics.median(times):6.1f} p99 {pct(times, 0.99):6.1f} ms",
                         flush=True,
                     )
+            refused: Counter[int] = Counter()
             times = asyncio.run(
-                open_loop(base, loads["GET /traces page 1"], args.rate, args.seconds)
+                open_loop(base, loads["GET /traces page 1"], args.rate, args.seconds, refused)
             )
             open_p99[workers] = pct(times, 0.99)
+            open_refused[workers] = sum(refused.values())
             print(
                 f"  workers {workers} GET /traces page 1 at {args.rate:g} req/s offered: "
-                f"p50 {statistics.median(times):.1f} p99 {open_p99[workers]:.1f} ms",
+                f"p50 {statistics.median(times):.1f} p99 {open_p99[workers]:.1f} ms, "
+                f"{open_refused[workers]} of {len(times)} refused {dict(refused)}",
                 flush=True,
             )
         finally:
@@ -164,10 +175,10 @@ def main() -> None:
             one, two = rows[1, label, clients][0], rows[2, label, clients][0]
             print(f"{label:<22}{clients:>8}{one:>14.1f}{two:>15.1f}{two / one:>7.2f}")
     for workers, p99 in open_p99.items():
-        verdict = "yes" if p99 <= 50 else "NO"
+        verdict = "yes" if p99 <= 50 and not open_refused[workers] else "NO"
         print(
-            f"open loop {args.rate:g} req/s, {workers} process(es): "
-            f"p99 {p99:.1f} ms (target <= 50: {verdict})"
+            f"open loop {args.rate:g} req/s, {workers} process(es): p99 {p99:.1f} ms, "
+            f"{open_refused[workers]} refused (target p99 <= 50, none refused: {verdict})"
         )
 
 
