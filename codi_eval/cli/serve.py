@@ -14,9 +14,6 @@ import click
 
 from codi_eval.cli import Failed, console, error, run_async
 
-# A worker that ends this soon after it started is broken (bad settings, a store it cannot
-# open): the whole server stops with its exit code instead of restarting it forever.
-_CRASH_LOOP_S = 10.0
 # Time a worker gets to answer what it is serving and flush queued traces when stopped.
 _STOP_S = 30.0
 
@@ -178,7 +175,6 @@ class _Worker:
             env={**os.environ, "CODI_EVAL_SERVE_WORKERS": str(workers)},
         )
         theirs.close()
-        self.started = time.monotonic()
         self.ready = False
 
     def poll_ready(self) -> None:
@@ -232,7 +228,10 @@ def _supervise(host: str, port: int, workers: int) -> None:
                 rc = worker.process.poll()
                 if rc is None:
                     continue
-                if time.monotonic() - worker.started < _CRASH_LOOP_S:
+                worker.poll_ready()  # "ready" may have come just before it died
+                # One that never got ready is broken (bad settings, a store it cannot open):
+                # the server stops with its exit code instead of restarting it forever.
+                if not worker.ready:
                     log.error(
                         "worker %d (pid %d) exited with %d at start", i, worker.process.pid, rc
                     )

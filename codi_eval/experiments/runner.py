@@ -243,10 +243,17 @@ async def _find_or_create(
                 0,
                 0,
             )
-        generation = await session.scalar(
-            select(func.max(Experiment.generation)).where(
-                Experiment.name == spec.name, Experiment.spec_hash == digest
+        # Only --new adds a generation. Without it, no experiment had this name and hash a
+        # moment ago, so this is generation 0: reading the maximum again here would see one
+        # another runner committed since, and make a second experiment instead of joining it.
+        generation = (
+            await session.scalar(
+                select(func.max(Experiment.generation)).where(
+                    Experiment.name == spec.name, Experiment.spec_hash == digest
+                )
             )
+            if new
+            else None
         )
         experiment = Experiment(
             id=uuid7(),
