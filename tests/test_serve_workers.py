@@ -62,12 +62,14 @@ class Server:
         ).stdout
         return sorted(int(pid) for pid in out.split())
 
-    def request(self, path: str, token: str, body: dict[str, object] | None = None) -> object:
+    def request(
+        self, path: str, token: str, body: dict[str, object] | None = None, method: str = "GET"
+    ) -> object:
         req = urllib.request.Request(
             self.base + path,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            method="GET" if body is None else ("PATCH" if "opik_enabled" in body else "POST"),
+            method=method,
         )
         with urllib.request.urlopen(req, timeout=30) as response:
             return json.loads(response.read())
@@ -117,10 +119,10 @@ def test_sigterm_stops_every_worker_and_writes_the_traces_they_queued(
 ) -> None:  # type: ignore[no-untyped-def]
     server = serve(2)
     secret = token(pg_store_url, "bob")
-    server.request("/users/me/opik-settings", secret, {"opik_enabled": True})
+    server.request("/users/me/opik-settings", secret, {"opik_enabled": True}, "PATCH")
     code = "def add(a, b):\n    return a + b\n"
     ids = [
-        server.request("/summarize/code", secret, {"code": code, "density_iterations": 1})
+        server.request("/summarize/code", secret, {"code": code, "density_iterations": 1}, "POST")
         for _ in range(6)
     ]
     workers = server.workers()

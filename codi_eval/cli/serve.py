@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -12,7 +11,7 @@ from collections.abc import Callable
 
 import click
 
-from codi_eval.cli import Failed, console, error, run_async
+from codi_eval.cli import Failed, console, run_async
 
 # Time a worker gets to answer what it is serving and flush queued traces when stopped.
 _STOP_S = 30.0
@@ -63,7 +62,7 @@ def serve(
     and queued traces are written before it exits.
     """
     if listen_fd is not None:
-        _worker(listen_fd, control_fd)
+        _worker(listen_fd, control_fd, workers)
     elif workers == 1:
         _one_process(host, port)
     else:
@@ -77,31 +76,28 @@ def _logging(*, pids: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {who}: %(message)s")
 
 
-@run_async
-async def _one_process(host: str, port: int) -> None:
+def _announce(bound: tuple[str, int], workers: int) -> None:
     from codi_eval.settings import get_settings
     from codi_eval.store.engine import safe_url
 
+    store = safe_url(get_settings().database_url)
+    where = f"store {store}" if workers == 1 else f"store {store}, {workers} workers"
+    console.print(f"codi-eval API on http://{bound[0]}:{bound[1]}/api/v1 ({where}); Ctrl-C to stop")
+
+
+@run_async
+async def _one_process(host: str, port: int) -> None:
     _logging()
-    settings = get_settings()
-
-    def listening(bound: tuple[str, int]) -> None:
-        console.print(
-            f"codi-eval API on http://{bound[0]}:{bound[1]}/api/v1 "
-            f"(store {safe_url(settings.database_url)}); Ctrl-C to stop"
-        )
-
-    await _serve(host=host, port=port, workers=1, listening=listening)
+    await _serve(host=host, port=port, workers=1, listening=lambda bound: _announce(bound, 1))
 
 
-def _worker(listen_fd: int, control_fd: int | None) -> None:
+def _worker(listen_fd: int, control_fd: int | None, workers: int) -> None:
     """One pre-forked worker: serve on the inherited socket until the supervisor says stop
     (closes the control socket) or goes away; Ctrl-C is the supervisor's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _logging(pids=True)
     sock = socket.socket(fileno=listen_fd)
     control = socket.socket(fileno=control_fd) if control_fd is not None else None
-    workers = int(os.environ.get("CODI_EVAL_SERVE_WORKERS", "1"))
 
     def listening(_bound: tuple[str, int]) -> None:
         if control is not None:
@@ -167,18 +163,14 @@ class _Worker:
     def __init__(self, listener: socket.socket, workers: int) -> None:
         ours, theirs = socket.socketpair()
         self.control = ours
-        args = [sys.executable, "-m", "codi_eval", "serve"]
+        ours.setblocking(False)
+        args = [sys.executable, "-m", "codi_eval", "serve", "--workers", str(workers)]
         args += ["--listen-fd", str(listener.fileno()), "--control-fd", str(theirs.fileno())]
-        self.process = subprocess.Popen(
-            args,
-            pass_fds=(listener.fileno(), theirs.fileno()),
-            env={**os.environ, "CODI_EVAL_SERVE_WORKERS": str(workers)},
-        )
+        self.process = subprocess.Popen(args, pass_fds=(listener.fileno(), theirs.fileno()))
         theirs.close()
         self.ready = False
 
     def poll_ready(self) -> None:
-        self.control.settimeout(0)
         try:
             self.ready = self.ready or self.control.recv(16).startswith(b"ready")
         except BlockingIOError:
@@ -193,23 +185,9 @@ def _supervise(host: str, port: int, workers: int) -> None:
     and stop them all gracefully on Ctrl-C or SIGTERM."""
     import logging
 
-    from codi_eval.settings import SettingsError, get_settings
-    from codi_eval.store.engine import safe_url
-
     _logging(pids=True)
     log = logging.getLogger("codi_eval.serve")
-    try:
-        settings = get_settings()
-    except SettingsError as exc:
-        error(str(exc))
-        sys.exit(2)
-    # Migrations and the store check happen here once, not in N workers racing each other.
-    run_async(_check_store)(settings.database_url)
-    try:
-        listener = socket.create_server((host, port), backlog=1024)
-    except OSError as exc:
-        error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-        sys.exit(1)
+    listener = run_async(_listen)(host, port)
     bound = listener.getsockname()[:2]
     stopping: list[int] = []
 
@@ -245,10 +223,7 @@ def _supervise(host: str, port: int, workers: int) -> None:
                 pool[i] = _Worker(listener, workers)
             if not announced and all(w.ready for w in pool):
                 announced = True
-                console.print(
-                    f"codi-eval API on http://{bound[0]}:{bound[1]}/api/v1 "
-                    f"(store {safe_url(settings.database_url)}, {workers} workers); Ctrl-C to stop"
-                )
+                _announce(bound, workers)
             time.sleep(0.1)
     finally:
         listener.close()
@@ -267,11 +242,18 @@ def _supervise(host: str, port: int, workers: int) -> None:
     sys.exit(code)
 
 
-async def _check_store(url: str) -> None:
+async def _listen(host: str, port: int) -> socket.socket:
+    """Check the settings and the store (migrations run here once, not in N workers racing
+    each other), then bind the socket the workers share."""
+    from codi_eval.settings import get_settings
     from codi_eval.store.engine import Store
 
-    store = await Store.open(url)
+    store = await Store.open(get_settings().database_url)
     await store.close()
+    try:
+        return socket.create_server((host, port), backlog=1024)
+    except OSError as exc:
+        raise Failed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 commands = [serve]

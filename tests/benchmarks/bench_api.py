@@ -144,6 +144,19 @@ def start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen[byte
     )
 
 
+def wait_listening(port: int, server: subprocess.Popen[bytes]) -> None:
+    """Wait (up to 60 s) until the server accepts connections on ``port``."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not start") from None
+            time.sleep(0.2)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -227,15 +240,7 @@ def main() -> None:
     server = start_server(args.pg, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.2)
+        wait_listening(port, server)
         results = asyncio.run(measure(base, args.pg, args.users, args.requests))
     finally:
         server.terminate()

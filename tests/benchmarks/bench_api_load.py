@@ -17,28 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import time
 from collections import Counter
 
 from sqlalchemy import create_engine, text
 
-from tests.benchmarks.bench_api import free_port, load, pct, start_server
+from tests.benchmarks.bench_api import free_port, load, pct, start_server, wait_listening
 
 CLIENTS = (1, 8, 32)
-
-
-def wait_listening(port: int, server: object) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:  # type: ignore[attr-defined]
-                raise SystemExit("the server did not start") from None
-            time.sleep(0.2)
 
 
 async def closed_loop(
