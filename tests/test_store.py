@@ -31,6 +31,7 @@ TABLES = {
     "model_slots",
     "projects",
     "traces",
+    "trace_counts",
     "spans",
     "evaluations",
     "prompts",

@@ -1,8 +1,8 @@
 """Every SQL statement the API runs, one function per question.
 
 Reads use a plain connection (no ORM identity map to fill for a response we are about to
-serialise). A list is three statements whatever the page size: the page, the total, and
-the evaluations of the page's traces, so nothing grows with the number of rows shown.
+serialise). A list is three statements whatever the page size: the page, the total (a
+sum over ``trace_counts`` unless a tag or time range filters it), and the evaluations of the page's traces, so nothing grows with the number of rows shown.
 The one dialect switch, the tag filter, lives here: ``tags`` is ``TEXT[]`` on PostgreSQL
 and a JSON list on SQLite.
 """
@@ -37,6 +37,7 @@ from codi_eval.store.models import (
     Run,
     Span,
     Trace,
+    TraceCount,
     User,
     utcnow,
 )
@@ -216,7 +217,16 @@ async def trace_page(
 
 
 async def trace_count(conn: AsyncConnection, f: TraceFilter) -> int:
-    stmt = select(func.count()).select_from(Trace).where(*_trace_conditions(f, conn.dialect.name))
+    """The filter's total: from trace_counts (kept by triggers) unless a tag or time bounds it."""
+    if f.tag is None and f.since is None and f.until is None:
+        conds = [TraceCount.user_id == f.user_id]
+        if f.trace_type is not None:
+            conds.append(TraceCount.trace_type == f.trace_type)
+        stmt = select(func.coalesce(func.sum(TraceCount.n), 0)).where(*conds)
+    else:
+        stmt = (
+            select(func.count()).select_from(Trace).where(*_trace_conditions(f, conn.dialect.name))
+        )
     return int((await conn.execute(stmt)).scalar_one())
 
 
@@ -296,9 +306,9 @@ async def trace_stats(conn: AsyncConnection, user_id: int) -> TraceStats:
     """
     rows = (
         await conn.execute(
-            select(Trace.trace_type, func.count())
-            .where(Trace.user_id == user_id)
-            .group_by(Trace.trace_type)
+            select(TraceCount.trace_type, TraceCount.n).where(
+                TraceCount.user_id == user_id, TraceCount.n > 0
+            )
         )
     ).all()
     quality = (

@@ -278,6 +278,24 @@ class Trace(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class TraceCount(Base):
+    """How many traces a user has of one type (migration 0007), kept by triggers on traces.
+
+    ``GET /traces`` reports a total; counting a user's 100,000 traces took 34 ms of a 38 ms
+    request. Triggers on every insert, delete, update and truncate of ``traces`` keep these
+    rows exact whatever writes them (the API, the runner, SQL by hand), so an unfiltered
+    total is a sum over at most a few rows. Traces without a user are not counted.
+    """
+
+    __tablename__ = "trace_counts"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    trace_type: Mapped[str] = mapped_column(String(50), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class Span(Base):
     __tablename__ = "spans"
     __table_args__ = (

@@ -125,19 +125,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, port: int, workers: int = 1, root: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """``codi-eval serve`` of the checkout at ``root`` (its own .venv, or this interpreter)."""
     env = {
         **os.environ,
         "CODI_EVAL_DATABASE_URL": url,
         "OPIK_SENTRY_ENABLE": "false",
         "OPIK_ANALYTICS_ENABLE": "false",
+        # One client sends far more than a person would: measure the server, not the quota.
+        "CODI_EVAL_API_USER_RPM": "100000000",
     }
     for key in ("OPIK_URL_OVERRIDE", "OPIK_API_KEY", "GEMINI_API_KEY"):
         env.pop(key, None)
+    python = root / ".venv" / "bin" / "python" if root != ROOT else Path(sys.executable)
     return subprocess.Popen(
-        [sys.executable, "-m", "codi_eval", "serve", "--port", str(port)]
-        + ["--workers", str(workers)],
-        cwd=ROOT,
+        [str(python), "-m", "codi_eval", "serve", "--port", str(port)]
+        + (["--workers", str(workers)] if workers > 1 else []),
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
