@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -137,4 +138,41 @@ def test_truncate_on_postgres_empties_the_counts(pg_store_url: str) -> None:
     with e.begin() as conn:
         conn.execute(text("TRUNCATE traces CASCADE"))
     assert _counted(e) == {}
+    e.dispose()
+
+
+def test_concurrent_writers_for_the_same_users_neither_deadlock_nor_lose_counts(
+    pg_store_url: str,
+) -> None:
+    """Two processes' trace sinks write batches for overlapping users at once (PostgreSQL)."""
+    e = make_sync_engine(pg_store_url)
+    _reset(e)
+    errors: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        try:
+            for i in range(40):
+                # Users in a different order per writer: the trigger locks rows in key order.
+                owners = [3, 2, 1] if (seed + i) % 2 else [1, 2, 3]
+                with e.begin() as conn:
+                    conn.execute(
+                        insert(Trace).values(
+                            [
+                                _trace(u, TYPES[(i + j) % 2], seed * 1000 + i)
+                                for j, u in enumerate(owners)
+                            ]
+                        )
+                    )
+                    conn.execute(text("SELECT pg_sleep(0.002)"))  # hold the row locks a moment
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert sum(_counted(e).values()) == 3 * 40 * 3
+    assert _counted(e) == _actual(e)
     e.dispose()
