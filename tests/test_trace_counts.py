@@ -119,7 +119,7 @@ def test_counts_equal_a_count_of_traces_after_any_writes(engine: Engine, script:
         assert _counted(engine) == _actual(engine), (serial, op)
 
 
-def test_truncate_and_a_fresh_upgrade_count_existing_traces(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_upgrading_a_store_that_has_traces_counts_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url)
     e = make_sync_engine(url)

@@ -2,7 +2,8 @@
 
 Reads use a plain connection (no ORM identity map to fill for a response we are about to
 serialise). A list is three statements whatever the page size: the page, the total (a
-sum over ``trace_counts`` unless a tag or time range filters it), and the evaluations of the page's traces, so nothing grows with the number of rows shown.
+sum over ``trace_counts`` unless a tag or time range filters it), and the evaluations of
+the page's traces, so nothing grows with the number of rows shown.
 The one dialect switch, the tag filter, lives here: ``tags`` is ``TEXT[]`` on PostgreSQL
 and a JSON list on SQLite.
 """
