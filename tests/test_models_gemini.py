@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
+from google.genai import _common, types
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codi_eval.models import GeminiModel, GenerateRequest, ModelError, get_model
 from codi_eval.models.gemini import parse_retry_after
@@ -263,3 +268,84 @@ def test_retry_after_parses_header_and_retry_info() -> None:
     }
     assert parse_retry_after({}, details) == 12.5
     assert parse_retry_after(None, {"error": {"code": 429}}) is None
+
+
+async def test_a_call_logs_nothing_from_the_sdk(caplog: pytest.LogCaptureFixture) -> None:
+    # The SDK logs "AFC is enabled with max remote calls: 10." at INFO on every call unless
+    # automatic function calling is switched off; we pass no tools, so it is, and a
+    # server's log gets no line per model call.
+    caplog.set_level("DEBUG", logger="google_genai")
+    async with GeminiServer() as srv:
+        await _call(srv)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("google_genai")] == []
+
+
+def test_start_builds_the_sdk_types_a_call_uses() -> None:
+    # pydantic builds a model's validator on first use (10 ms for GenerateContentConfig,
+    # more for the response); start() does it off the loop, so the first call does not.
+    # In a fresh interpreter: in this one another test may have built them already.
+    probe = (
+        "import asyncio\n"
+        "from google.genai import types\n"
+        "from codi_eval.models import GeminiModel\n"
+        "used = (types.GenerateContentConfig, types.GenerateContentResponse, types.Content)\n"
+        "before = [c.__pydantic_complete__ for c in used]\n"
+        "model = GeminiModel('gemini-2.5-flash', api_key='k', base_url='http://127.0.0.1:9')\n"
+        "async def main():\n"
+        "    await model.start()\n"
+        "    await model.aclose()\n"
+        "asyncio.run(main())\n"
+        "print(before, [c.__pydantic_complete__ for c in used])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.split() == ["[False,", "False,", "False]", "[True,", "True,", "True]"], out
+
+
+_CONFIG_FIELDS = sorted(types.GenerateContentConfig.model_fields)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    set_fields=st.dictionaries(
+        st.sampled_from(["temperature", "seed", "max_output_tokens", "top_k", "top_p"]),
+        st.integers(0, 100),
+    ),
+    key=st.one_of(st.sampled_from(_CONFIG_FIELDS), st.text(max_size=30)),
+)
+def test_key_in_an_sdk_model_answers_as_the_fallback_walk_does(
+    set_fields: dict[str, int], key: str
+) -> None:
+    # Python's `in` without __contains__ walks __iter__ (pydantic yields (name, value)
+    # pairs) comparing each item to the key; the shortcut must give that same answer.
+    for model in (
+        types.GenerateContentConfig(system_instruction="s", **set_fields),
+        types.Content(role="user", parts=[types.Part(text="x")]),
+        types.Part(text=key),
+    ):
+        walked = any(item is key or item == key for item in iter(model))
+        assert (key in model) is walked
+        pair = next(iter(model))
+        assert pair in model  # a (name, value) pair is found, as by the walk
+
+
+async def test_the_membership_shortcut_sends_the_same_request_body() -> None:
+    request = GenerateRequest(
+        prompt="Summarize:\ndef f(): pass",
+        system="You are a summarizer.",
+        json_schema=SCHEMA,
+        temperature=0.0,
+        seed=3,
+        max_tokens=128,
+        timeout_s=7.0,
+    )
+    shortcut = _common.BaseModel.__dict__["__contains__"]
+    async with GeminiServer() as srv:
+        await _call(srv, request)
+        del _common.BaseModel.__contains__
+        try:
+            await _call(srv, request)
+        finally:
+            _common.BaseModel.__contains__ = shortcut  # type: ignore[method-assign]
+        assert srv.requests[0].json == srv.requests[1].json
