@@ -349,3 +349,50 @@ async def test_the_membership_shortcut_sends_the_same_request_body() -> None:
         finally:
             _common.BaseModel.__contains__ = shortcut  # type: ignore[method-assign]
         assert srv.requests[0].json == srv.requests[1].json
+
+
+async def test_thought_parts_are_not_the_answer_but_are_billed() -> None:
+    def thinking(body: dict) -> dict:
+        return {
+            "candidates": [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [
+                            {"text": "Let me think about the code.", "thought": True},
+                            {"text": "It adds two numbers."},
+                        ],
+                    },
+                    "finishReason": "STOP",
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 10,
+                "candidatesTokenCount": 5,
+                "thoughtsTokenCount": 7,
+                "totalTokenCount": 22,
+            },
+            "modelVersion": "gemini-2.5-flash-002",
+        }
+
+    async with GeminiServer(responder=thinking) as srv:
+        gen = await _call(srv)
+    assert gen.text == "It adds two numbers."
+    assert (gen.usage.prompt_tokens, gen.usage.completion_tokens) == (10, 12)
+    assert gen.usage.total_tokens == 22 and gen.model == "gemini-2.5-flash-002"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"candidates": [{"content": "x"}]},
+        {"candidates": "not a list"},
+        {"candidates": [{"content": {"parts": [{"text": 3}]}}]},
+        {"candidates": [{"content": {"parts": "x"}}], "usageMetadata": {"promptTokenCount": "a"}},
+    ],
+)
+async def test_a_200_of_the_wrong_shape_is_a_server_error(answer: dict) -> None:
+    async with GeminiServer(responder=lambda body: answer) as srv:
+        with pytest.raises(ModelError) as err:
+            await _call(srv)
+    assert err.value.kind == "server_error" and "malformed" in str(err.value)
