@@ -28,7 +28,6 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
-    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -502,13 +501,6 @@ async def prompts(conn: AsyncConnection, name: str | None = None) -> Any:
     return (await conn.execute(stmt.order_by(Prompt.name, Prompt.version))).all()
 
 
-# -------------------------------------------------------------------------------- health
-
-
-async def ping(conn: AsyncConnection) -> None:
-    await conn.execute(text("SELECT 1"))
-
-
 __all__ = [
     "QUALITY_METRIC",
     "TraceFilter",
@@ -523,7 +515,6 @@ __all__ = [
     "evaluations_of",
     "experiment_metrics",
     "experiment_summaries",
-    "ping",
     "prompts",
     "spans_of",
     "trace_count",
