@@ -396,3 +396,22 @@ async def test_a_200_of_the_wrong_shape_is_a_server_error(answer: dict) -> None:
         with pytest.raises(ModelError) as err:
             await _call(srv)
     assert err.value.kind == "server_error" and "malformed" in str(err.value)
+
+
+async def test_each_call_carries_its_own_timeout_to_the_server() -> None:
+    # One client per distinct timeout (the SDK sends it as X-Server-Timeout); past the
+    # clients kept, a call gives its timeout per call, and it still reaches the wire.
+    from codi_eval.models import gemini
+
+    timeouts = [7.0, 12.0, 7.0, *(float(20 + i) for i in range(gemini._CLIENTS_KEPT + 1))]
+    async with GeminiServer() as srv:
+        model = get_model("gemini-2.5-flash", {"base_url": srv.base_url})
+        assert isinstance(model, GeminiModel)
+        try:
+            for timeout in timeouts:
+                await model.generate(GenerateRequest(prompt="hello", timeout_s=timeout))
+            assert len(model._clients) == gemini._CLIENTS_KEPT
+        finally:
+            await model.aclose()
+        sent = [r.headers.get("X-Server-Timeout") for r in srv.requests]
+    assert sent == [str(int(t)) for t in timeouts]

@@ -67,6 +67,7 @@ _BLOCKING_FINISH = frozenset(
 # Extra seconds past the SDK's own timeout before our guard cancels the call: the SDK
 # should fail first, and report it; the guard is for a stuck body read.
 _GUARD_S = 1.0
+_CLIENTS_KEPT = 8  # SDK clients per model, one per distinct timeout (specs have one or two)
 
 
 def parse_retry_after(headers: Any, details: Any) -> float | None:
@@ -205,7 +206,8 @@ class GeminiModel:
         self._base_url = base_url
         self.default_timeout_s = timeout_s
         self._prices_file = prices_file
-        self._client: genai.Client | None = None
+        # One SDK client per timeout the calls ask for (in ms; None: none), all on our session.
+        self._clients: dict[int | None, genai.Client] = {}
         self._session: aiohttp.ClientSession | None = None
         self._starting: asyncio.Lock | None = None
 
@@ -218,35 +220,53 @@ class GeminiModel:
         behind the thread pool. A proxy in the environment is looked up once, here.
         Services call this at start-up; :meth:`generate` calls it on first use.
         """
-        if self._client is not None:
-            return
+        await self._client_for(_ms(self.default_timeout_s))
+
+    async def _client_for(self, timeout_ms: int | None) -> genai.Client | None:
+        """The client whose own timeout is ``timeout_ms``, built off the loop on first use.
+
+        A timeout given per call instead (``http_options`` in the config) costs the SDK a
+        validation, a deep copy and a new retry policy on every call, 0.1 ms of CPU each:
+        Chain of Density's calls all carry one. None once ``_CLIENTS_KEPT`` timeouts have
+        their client; such a call gives its timeout per call.
+        """
+        client = self._clients.get(timeout_ms)
+        if client is not None:
+            return client
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._client is not None:
-                return
-            base = self._base_url or _DEFAULT_ENDPOINT
-            proxy = None
-            with contextlib.suppress(LookupError):
-                proxy, _ = get_env_proxy_for_url(URL(base))
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), trust_env=False, proxy=proxy
-            )
+            client = self._clients.get(timeout_ms)
+            if client is not None:
+                return client
+            if len(self._clients) >= _CLIENTS_KEPT:
+                return None
+            if self._session is None:
+                base = self._base_url or _DEFAULT_ENDPOINT
+                proxy = None
+                with contextlib.suppress(LookupError):
+                    proxy, _ = get_env_proxy_for_url(URL(base))
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0), trust_env=False, proxy=proxy
+                )
             try:
-                self._client = await asyncio.to_thread(self._build_client, session)
+                client = await asyncio.to_thread(self._build_client, self._session, timeout_ms)
             except BaseException:
-                await session.close()
+                if not self._clients:
+                    await self._session.close()
+                    self._session = None
                 raise
-            self._session = session
+            self._clients[timeout_ms] = client
+            return client
 
-    def _build_client(self, session: aiohttp.ClientSession) -> genai.Client:
+    def _build_client(self, session: aiohttp.ClientSession, timeout_ms: int | None) -> genai.Client:
         # Created on first use: a spec can name a Gemini model on a machine without a key
         # and still be validated; the missing key is reported as an auth failure.
         http_options = types.HttpOptions(
             retry_options=types.HttpRetryOptions(attempts=1),
             base_url=self._base_url,
-            aiohttp_client=session,
-            timeout=_ms(self.default_timeout_s),
+            aiohttp_client=session,  # ours: the SDK leaves it open when a client closes
+            timeout=timeout_ms,
         )
         try:
             client = genai.Client(api_key=self._api_key, http_options=http_options)
@@ -256,16 +276,16 @@ class GeminiModel:
         return client
 
     async def aclose(self) -> None:
-        """Close the SDK client and our HTTP session (services call this at shutdown)."""
-        if self._client is not None:
-            await self._client.aio.aclose()
-            self._client = None
+        """Close the SDK clients and our HTTP session (services call this at shutdown)."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aio.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def _config(
-        self, request: GenerateRequest, timeout_s: float | None
+        self, request: GenerateRequest, per_call_timeout_ms: int | None
     ) -> types.GenerateContentConfigDict:
         # A plain dict: the SDK validates it into its own types (cheaper than building them).
         config: dict[str, Any] = {
@@ -281,11 +301,11 @@ class GeminiModel:
         if request.json_schema is not None:
             config["response_mime_type"] = "application/json"
             config["response_schema"] = request.json_schema
-        if timeout_s is not None and timeout_s != self.default_timeout_s:
-            # Only when it differs from the client's: the SDK deep-copies per-call options.
-            # HttpOptions.timeout is in milliseconds; the SDK also sends X-Server-Timeout.
+        if per_call_timeout_ms is not None:
+            # Only when no client has this timeout of its own (see _client_for). In
+            # milliseconds, as the SDK's HttpOptions.timeout; it also sends X-Server-Timeout.
             config["http_options"] = {
-                "timeout": _ms(timeout_s),
+                "timeout": per_call_timeout_ms,
                 "retry_options": {"attempts": 1},
             }
         return cast(
@@ -293,15 +313,17 @@ class GeminiModel:
         )
 
     async def generate(self, request: GenerateRequest) -> Generation:
-        if self._client is None:
-            await self.start()
-        client = self._client
-        assert client is not None
         timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
+        timeout_ms = _ms(timeout_s)
+        client = await self._client_for(timeout_ms)
+        per_call = None
+        if client is None:  # more distinct timeouts than clients kept: this one goes per call
+            client = next(iter(self._clients.values()))
+            per_call = timeout_ms
         started = time.perf_counter()
         try:
             call = client.aio.models.generate_content(
-                model=self.model, contents=request.prompt, config=self._config(request, timeout_s)
+                model=self.model, contents=request.prompt, config=self._config(request, per_call)
             )
             if timeout_s is not None:
                 async with asyncio.timeout(timeout_s + _GUARD_S):

@@ -7,7 +7,8 @@ Not a test; run it by hand::
 The Gemini-protocol server runs in a process of its own (its CPU is not counted). Each
 repeat sends 600 calls, 200 at a time, and reads this process's CPU time (user + system)
 around them. The baseline, in the same run and process: ``client.aio.models.generate_content``
-with a config dict and the SDK's parsed response, and without our ``__contains__`` on the
+with a config dict (a per-call timeout in its ``http_options``) and the SDK's parsed
+response, and without our ``__contains__`` on the
 SDK's models (it is taken off for the baseline's repeats and put back after).
 """
 
@@ -34,6 +35,7 @@ REQUEST = GenerateRequest(
     temperature=0.0,
     seed=1,
     max_tokens=512,
+    timeout_s=60.0,  # as Chain of Density's calls carry (CoDSettings.timeout_s)
 )
 
 
@@ -52,13 +54,14 @@ async def cpu_ms_per_call(call: Callable[[], Awaitable[object]], calls: int, at_
 async def measure(url: str, repeats: int) -> dict[str, list[float]]:
     model = GeminiModel("gemini-2.5-flash", api_key="bench-key", base_url=url)
     await model.start()
-    client = model._client
+    client = await model._client_for(None)  # no timeout of its own: the call gives it
     assert client is not None
     config = {
         "system_instruction": REQUEST.system,
         "temperature": REQUEST.temperature,
         "seed": REQUEST.seed,
         "max_output_tokens": REQUEST.max_tokens,
+        "http_options": {"timeout": 60_000},  # the SDK's per-call timeout, in milliseconds
     }
 
     async def ours() -> object:
