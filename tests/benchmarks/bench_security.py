@@ -301,7 +301,7 @@ def main() -> None:
     parser.add_argument("--pg", required=True, help="postgresql+psycopg:// admin URL")
     parser.add_argument("--workers", type=int, default=1, help="serve --workers N")
     parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run only this scenario")
-    parser.add_argument("--rounds", type=int, default=5, help="bursts of scenario 3 per model")
+    parser.add_argument("--rounds", type=int, default=9, help="bursts of scenario 3 per model")
     args = parser.parse_args()
     random.seed(0)
     url = make_database(args.pg)
