@@ -46,7 +46,7 @@ def _key_in_sdk_model(self: Any, key: object) -> bool:
 
 
 # The SDK converts every request by asking `"temperature" in config` for each of the
-# ~40 fields of GenerateContentConfig (and likewise for contents and parts). Its models
+# ~50 fields of GenerateContentConfig (and likewise for contents and parts). Its models
 # define no __contains__, so Python walks __iter__, whose (name, value) pairs never equal
 # a string: every question walks every field to answer False. That walk was a third of a
 # call's CPU (1.17 -> 0.77 ms a call, 600 calls against the local Gemini server). The
@@ -176,7 +176,7 @@ class _Answer(_Wire):
     """The part of a ``generateContent`` response body we read, as the REST API spells it.
 
     The SDK is asked for the body as it came (``should_return_http_response``) rather than
-    validating all of it into its own types: that was 20% of a call's CPU, for the five
+    validating all of it into its own types: a tenth of a call's CPU, for the five
     fields read here. The SDK still builds and sends the request and raises for errors.
     """
 
