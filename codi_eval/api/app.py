@@ -36,6 +36,7 @@ from codi_eval.api.state import SERVICES, Services
 from codi_eval.errors import InputError
 from codi_eval.settings import Settings
 from codi_eval.store.engine import Store
+from codi_eval.summarize import CoDSettings
 from codi_eval.tracing import StoreSink, Tracer
 
 assert routes  # importing the route modules declares every operation
@@ -180,6 +181,13 @@ async def _start(app: web.Application) -> None:
 
 async def _start_model(model: Any) -> None:
     # SDK clients take ~0.1 s of CPU to build: each provider builds its own off the loop.
+    # Gemini's holds the timeout Chain of Density's calls carry, so they pass none per call.
+    # (Imported here: google-genai is a second of imports that nothing else here needs.)
+    from codi_eval.models.gemini import GeminiModel
+
+    if isinstance(model, GeminiModel):
+        await model.start(call_timeout_s=CoDSettings().timeout_s)
+        return
     start = getattr(model, "start", None)
     if start is not None:
         await start()

@@ -67,7 +67,6 @@ _BLOCKING_FINISH = frozenset(
 # Extra seconds past the SDK's own timeout before our guard cancels the call: the SDK
 # should fail first, and report it; the guard is for a stuck body read.
 _GUARD_S = 1.0
-_CLIENTS_KEPT = 8  # SDK clients per model, one per distinct timeout (specs have one or two)
 
 
 def parse_retry_after(headers: Any, details: Any) -> float | None:
@@ -206,13 +205,19 @@ class GeminiModel:
         self._base_url = base_url
         self.default_timeout_s = timeout_s
         self._prices_file = prices_file
-        # One SDK client per timeout the calls ask for (in ms; None: none), all on our session.
-        self._clients: dict[int | None, genai.Client] = {}
+        self._client: genai.Client | None = None
+        self._client_timeout_ms: int | None = None  # the SDK client's own timeout
         self._session: aiohttp.ClientSession | None = None
         self._starting: asyncio.Lock | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, call_timeout_s: float | None = None) -> None:
         """Build the SDK client, off the event loop (it takes ~0.1 s of CPU).
+
+        ``call_timeout_s`` is the timeout most calls will carry (default: the model's own
+        ``timeout_s``); it becomes the client's, so those calls need no per-call options,
+        which the SDK validates, deep-copies and wraps in a new retry policy on every call
+        (0.1 ms of CPU each). A call with another timeout passes it per call. When
+        :meth:`generate` builds the client (no start), its first call's timeout is the one.
 
         The client gets an HTTP session of ours that does not consult the environment on
         every request: the SDK's own (``trust_env=True``) looks up ``~/.netrc`` and proxy
@@ -220,43 +225,30 @@ class GeminiModel:
         behind the thread pool. A proxy in the environment is looked up once, here.
         Services call this at start-up; :meth:`generate` calls it on first use.
         """
-        await self._client_for(_ms(self.default_timeout_s))
+        timeout_s = call_timeout_s if call_timeout_s is not None else self.default_timeout_s
+        await self._ensure_client(_ms(timeout_s))
 
-    async def _client_for(self, timeout_ms: int | None) -> genai.Client | None:
-        """The client whose own timeout is ``timeout_ms``, built off the loop on first use.
-
-        A timeout given per call instead (``http_options`` in the config) costs the SDK a
-        validation, a deep copy and a new retry policy on every call, 0.1 ms of CPU each:
-        Chain of Density's calls all carry one. None once ``_CLIENTS_KEPT`` timeouts have
-        their client; such a call gives its timeout per call.
-        """
-        client = self._clients.get(timeout_ms)
-        if client is not None:
-            return client
+    async def _ensure_client(self, timeout_ms: int | None) -> genai.Client:
+        if self._client is not None:
+            return self._client
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            client = self._clients.get(timeout_ms)
-            if client is not None:
-                return client
-            if len(self._clients) >= _CLIENTS_KEPT:
-                return None
-            if self._session is None:
-                base = self._base_url or _DEFAULT_ENDPOINT
-                proxy = None
-                with contextlib.suppress(LookupError):
-                    proxy, _ = get_env_proxy_for_url(URL(base))
-                self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=0), trust_env=False, proxy=proxy
-                )
+            if self._client is not None:
+                return self._client
+            base = self._base_url or _DEFAULT_ENDPOINT
+            proxy = None
+            with contextlib.suppress(LookupError):
+                proxy, _ = get_env_proxy_for_url(URL(base))
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), trust_env=False, proxy=proxy
+            )
             try:
-                client = await asyncio.to_thread(self._build_client, self._session, timeout_ms)
+                client = await asyncio.to_thread(self._build_client, session, timeout_ms)
             except BaseException:
-                if not self._clients:
-                    await self._session.close()
-                    self._session = None
+                await session.close()
                 raise
-            self._clients[timeout_ms] = client
+            self._session, self._client, self._client_timeout_ms = session, client, timeout_ms
             return client
 
     def _build_client(self, session: aiohttp.ClientSession, timeout_ms: int | None) -> genai.Client:
@@ -276,10 +268,10 @@ class GeminiModel:
         return client
 
     async def aclose(self) -> None:
-        """Close the SDK clients and our HTTP session (services call this at shutdown)."""
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aio.aclose()
+        """Close the SDK client and our HTTP session (services call this at shutdown)."""
+        if self._client is not None:
+            await self._client.aio.aclose()
+            self._client = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -302,7 +294,7 @@ class GeminiModel:
             config["response_mime_type"] = "application/json"
             config["response_schema"] = request.json_schema
         if per_call_timeout_ms is not None:
-            # Only when no client has this timeout of its own (see _client_for). In
+            # Only when it is not the client's own (see start). In
             # milliseconds, as the SDK's HttpOptions.timeout; it also sends X-Server-Timeout.
             config["http_options"] = {
                 "timeout": per_call_timeout_ms,
@@ -315,11 +307,8 @@ class GeminiModel:
     async def generate(self, request: GenerateRequest) -> Generation:
         timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
         timeout_ms = _ms(timeout_s)
-        client = await self._client_for(timeout_ms)
-        per_call = None
-        if client is None:  # more distinct timeouts than clients kept: this one goes per call
-            client = next(iter(self._clients.values()))
-            per_call = timeout_ms
+        client = await self._ensure_client(timeout_ms)
+        per_call = timeout_ms if timeout_ms != self._client_timeout_ms else None
         started = time.perf_counter()
         try:
             call = client.aio.models.generate_content(

@@ -53,8 +53,8 @@ async def cpu_ms_per_call(call: Callable[[], Awaitable[object]], calls: int, at_
 
 async def measure(url: str, repeats: int) -> dict[str, list[float]]:
     model = GeminiModel("gemini-2.5-flash", api_key="bench-key", base_url=url)
-    await model.start()
-    client = await model._client_for(None)  # no timeout of its own: the call gives it
+    await model.start(call_timeout_s=REQUEST.timeout_s)
+    client = model._client  # the baseline gives its timeout per call, as the docs show
     assert client is not None
     config = {
         "system_instruction": REQUEST.system,
