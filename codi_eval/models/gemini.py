@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from yarl import URL
 
+from codi_eval.inputs import field_path
 from codi_eval.models.base import GenerateRequest, Generation, ModelError, Usage
 from codi_eval.models.prices import cost_for
 
@@ -336,7 +337,7 @@ class GeminiModel:
             answer = _Answer.model_validate_json((raw.body if raw else None) or "{}")
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
+            where = field_path(first["loc"]) or "body"
             raise ModelError(
                 "server_error", f"malformed response body: {where}: {first['msg']}"
             ) from None

@@ -115,11 +115,15 @@ def start_server(
             time.sleep(0.2)
 
 
+def server_pids(pid: int) -> tuple[int, ...]:
+    """The server process and its workers (``serve --workers N``)."""
+    return (pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+
+
 def rss_mb(pid: int) -> float:
-    """The server's resident memory: the process and its workers (``serve --workers N``)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    """The server's resident memory: the process and its workers."""
     total = 0.0
-    for one in (pid, *map(int, children)):
+    for one in server_pids(pid):
         for line in Path(f"/proc/{one}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) / 1024
@@ -128,9 +132,8 @@ def rss_mb(pid: int) -> float:
 
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of the server: the process and its workers."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     ticks = 0
-    for one in (pid, *map(int, children)):
+    for one in server_pids(pid):
         fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
