@@ -443,3 +443,24 @@ async def test_runs_are_claimed_a_page_at_a_time_not_one_transaction_per_run(
     assert runner.progress.succeeded == runs and sum(pages) == runs
     # Every page but the last is at least the concurrency.
     assert min(pages[:-1]) >= 4, pages
+
+
+async def test_finished_runs_share_write_transactions_when_they_end_one_by_one(
+    store: Store, tmp_path: Path
+) -> None:
+    """Runs that finish a few milliseconds apart must not each pay for a transaction (a
+    COPY per table, the lease check and the run rows' update, and the database server's
+    commit): the runner's writer lets a batch gather for a moment first."""
+    path = write_spec(
+        tmp_path,
+        spec_text(
+            small_dataset(tmp_path, 20),
+            models="['offline?latency_ms=20']",
+            run="{concurrency: 4, max_retries: 2, timeout_s: 5, backoff_s: 0.01}",
+        ),
+    )
+    runner = await _run(store, path)
+    runs = 20 * 2 * 2
+    assert runner.progress.succeeded == runs and runner.sink.trees_written == runs
+    # About half a second of runs four at a time, finishing ~10 ms apart.
+    assert runner.sink.batches_written <= runs // 5, runner.sink.batches_written
