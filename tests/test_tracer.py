@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from codi_eval.ids import uuid7, uuid7_time_ms
@@ -186,3 +189,67 @@ def test_token_counts_are_not_mistaken_for_secrets() -> None:
         cleaned[k]
         for k in ("token", "access_token", "opik_api_key", "Authorization", "client_secret")
     } == {"[redacted]"}
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    # Any character: COPY's own escapes (tab, newline, backslash), JSON's (quotes, control
+    # characters), and NUL and lone surrogates, which no store holds (recorded as U+FFFD).
+    | st.text(st.characters(), max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        # Keys from letters that spell no secret's name (those are redacted, by design).
+        | st.dictionaries(st.text(alphabet='abé\t\n"\\', max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@example(value={"answer": "a\x00b\ud800c", "n": 2.5e16}, meta={"a": ["\udfff", "\t\\"]})
+@given(value=_json_values, meta=st.dictionaries(st.sampled_from(["a", "b\tc", "é"]), _json_values))
+def test_json_columns_read_back_as_written(store_url: str, value: object, meta: dict) -> None:  # type: ignore[type-arg]
+    """Whatever JSON a span carries is stored and read back equal, on SQLite and through
+    PostgreSQL's COPY; a NUL or a lone surrogate (a model's odd answer) reads back as U+FFFD
+    instead of failing the trace's write."""
+
+    async def roundtrip() -> tuple[object, object]:
+        store = await Store.open(store_url)
+        try:
+            tracer = Tracer(sink := StoreSink(store))
+            async with tracer.trace("json", input={"v": value}) as trace:
+                async with tracer.span("s", input=value, metadata=meta):
+                    pass
+            await sink.close()
+            async with store.session() as session:
+                span = (await session.scalars(select(Span).where(Span.trace_id == trace.id))).one()
+                row = await session.get(Trace, trace.id)
+                assert row is not None
+                return (span.input_data, span.meta_data), row.input_data
+        finally:
+            await store.close()
+
+    (span_input, span_meta), trace_input = asyncio.run(roundtrip())
+    assert _same(span_input, value) and _same(trace_input, {"v": value})
+    assert _same(span_meta, meta)
+
+
+def _same(read: object, written: object) -> bool:
+    """Equal, numbers by value: JSONB keeps numbers as numerics, so 2.5e16 reads back as the
+    integer 25000000000000000 (PostgreSQL's normalisation, not a loss)."""
+    if isinstance(written, float) and isinstance(read, int | float) and not isinstance(read, bool):
+        return float(read) == written
+    if isinstance(written, dict) and isinstance(read, dict):
+        return read.keys() == written.keys() and all(_same(read[k], written[k]) for k in written)
+    if isinstance(written, list) and isinstance(read, list):
+        return len(read) == len(written) and all(map(_same, read, written))
+    if isinstance(written, str):
+        written = re.sub("[\x00\ud800-\udfff]", "\ufffd", written)
+    return type(read) is type(written) and read == written

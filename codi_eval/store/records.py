@@ -27,6 +27,17 @@ _SECRET_KEY = re.compile(
 )
 REDACTED = "[redacted]"
 _MAX_STR = 200_000
+# What no store holds in JSON text: NUL (PostgreSQL's JSONB refuses \u0000) and lone
+# surrogates (not Unicode: UTF-8 cannot encode them, so the write itself fails).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates as U+FFFD, so a model's odd answer is recorded
+    instead of failing the whole trace's write."""
+    if text.isascii():
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -36,16 +47,17 @@ def _is_secret_key(key: str) -> bool:
 
 
 def jsonable(value: Any, _depth: int = 0) -> Any:
-    """A JSON-safe copy of ``value``: secrets redacted, unknown objects as their repr."""
+    """A JSON-safe copy of ``value`` that every store can hold: secrets redacted, unknown
+    objects as their repr, NUL and lone surrogates as U+FFFD."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return value if len(value) <= _MAX_STR else value[:_MAX_STR] + "…[truncated]"
+        return _storable(value if len(value) <= _MAX_STR else value[:_MAX_STR] + "…[truncated]")
     if _depth > 20:
         return repr(value)[:200]
     if isinstance(value, dict):
         return {
-            str(k): (
+            _storable(str(k)): (
                 REDACTED if _is_secret_key(str(k)) and v is not None else jsonable(v, _depth + 1)
             )
             for k, v in value.items()
