@@ -148,6 +148,33 @@ async def test_store_sink_writes_a_burst_in_few_transactions(store: Store) -> No
     assert sink.batches_written <= 10  # 120 trees, not 120 round trips
 
 
+async def test_two_writers_keep_two_transactions_in_flight_and_store_every_tree(
+    store: Store,
+) -> None:
+    """While one batch's transaction waits on the database, the next batch is being written."""
+    in_flight, most = 0, 0
+
+    class Counting(StoreSink):
+        async def _write_once(self, trees):  # type: ignore[no-untyped-def]
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.02)  # the database's share of the work
+                return await super()._write_once(trees)
+            finally:
+                in_flight -= 1
+
+    sink = Counting(store, max_batch=20, wait_for_commit=False, writers=2)
+    tracer = Tracer(sink)
+    await asyncio.gather(*(_summarize_like(tracer, i) for i in range(200)))
+    await sink.close()
+    async with store.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Trace)) == 200
+        assert await session.scalar(select(func.count()).select_from(Span)) == 1000
+    assert most == 2 and sink.trees_written == 200
+
+
 async def test_a_trace_that_cannot_be_stored_fails_its_submitter_not_its_neighbours(
     store: Store,
 ) -> None:

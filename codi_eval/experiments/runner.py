@@ -444,9 +444,15 @@ class Runner:
         # Runs do not wait for their trace's commit: the slot is free for the next run, and
         # a run whose trace never lands keeps its lease, which expires, so it is run again.
         # A batch gathers for WRITE_LINGER_S before it is written, so runs finishing a few
-        # milliseconds apart share a transaction instead of paying one each.
+        # milliseconds apart share a transaction instead of paying one each. On PostgreSQL
+        # two transactions are in flight, so the server stores one batch while the next is
+        # built (SQLite has one writer at a time: a second would only wait for the lock).
         self.sink = sink or StoreSink(
-            store, wait_for_commit=False, outage_s=outage_s, max_delay_s=WRITE_LINGER_S
+            store,
+            wait_for_commit=False,
+            outage_s=outage_s,
+            max_delay_s=WRITE_LINGER_S,
+            writers=2 if store.dialect == "postgresql" else 1,
         )
         self.tracer = Tracer(self.sink)
         self.progress = Progress(total=prepared.runs_total, done_before=prepared.runs_done)

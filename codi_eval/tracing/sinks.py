@@ -21,6 +21,9 @@ class StoreSink:
     """Collects finished trace trees and writes up to ``max_batch`` per transaction.
 
     ``max_delay_s`` lets a batch linger to grow (0: write as soon as the writer is free).
+    ``writers`` transactions may be in flight at once, each on its own connection, so one
+    batch's rows are built while the database server stores the last (one writer leaves the
+    server's time exposed when the loop has nothing else to do, as at the end of a run).
 
     With ``wait_for_commit`` (the default) ``submit`` returns once the tree is committed,
     so a caller that hands out a trace id knows it can be read back; many concurrent
@@ -41,15 +44,19 @@ class StoreSink:
         max_pending: int = 10_000,
         wait_for_commit: bool = True,
         outage_s: float = DEFAULT_OUTAGE_S,
+        writers: int = 1,
     ) -> None:
+        if writers < 1:
+            raise ValueError("writers must be at least 1")
         self.store = store
+        self.writers = writers
         self.wait_for_commit = wait_for_commit
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self._queue: asyncio.Queue[tuple[TraceTree, asyncio.Future[None] | None]] = asyncio.Queue(
             max_pending
         )
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self.outage_s = outage_s
         self.batches_written = 0
         self.trees_written = 0
@@ -71,10 +78,12 @@ class StoreSink:
         await done
 
     def _ensure_worker(self) -> None:
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(
-                self._run(), name="codi-eval-store-sink"
-            )
+        if len(self._workers) == self.writers and not any(w.done() for w in self._workers):
+            return
+        loop = asyncio.get_running_loop()
+        self._workers = [w for w in self._workers if not w.done()]
+        while len(self._workers) < self.writers:
+            self._workers.append(loop.create_task(self._run(), name="codi-eval-store-sink"))
 
     async def _run(self) -> None:
         # Group commit: take whatever queued up while the previous write ran. Under load the
@@ -142,14 +151,15 @@ class StoreSink:
                 done.set_exception(exc)
 
     async def close(self) -> None:
-        """Wait until every queued tree is written (or has failed), then stop the worker."""
-        if self._worker is not None and not self._worker.done():
+        """Wait until every queued tree is written (or has failed), then stop the writers."""
+        if any(not w.done() for w in self._workers):
             await self._queue.join()
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+                await worker
+        self._workers = []
 
 
 class TraceWriteError(RuntimeError):
