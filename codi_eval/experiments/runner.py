@@ -567,6 +567,9 @@ class Runner:
         ahead; then wait for runs other workers hold, taking over any whose lease lapses,
         until none is left."""
         experiment_id = self.prepared.experiment.id
+        # Waiting for runs another worker holds: look again soon (the last runs of a fast
+        # experiment end within a second), then less often, up to a third of a lease.
+        wait_s = 0.1
         try:
             while True:
                 # At least a concurrency's worth per claim: topping a full queue up run by run
@@ -594,8 +597,10 @@ class Runner:
                         continue  # a dead worker's runs: claim them now
                     if not held or self.fatal is not None:
                         return
-                    await asyncio.sleep(min(2.0, self.lease_s / 3))
+                    await asyncio.sleep(min(wait_s, self.lease_s / 3))
+                    wait_s = min(2.0, wait_s * 2)
                     continue
+                wait_s = 0.1
                 for work in page:
                     await queue.put(work)
         finally:
