@@ -84,9 +84,9 @@ CONFIG_ERRORS = frozenset({"auth", "bad_request"})
 FAIL_FAST_AFTER = 3
 # How long finished runs gather before their batch is written. At a few hundred runs a
 # second a write with no wait took a dozen runs; gathering for 0.1 s takes forty or more,
-# which cut the harness's CPU per run by a fifth (the database server's share by a third;
-# BENCHMARKS.md, "The runner beside today's code"). A crash loses at most this much work:
-# those runs keep their leases and are run again.
+# and the database server's share fell by a third (BENCHMARKS.md, "The runner beside
+# today's code"). A crash loses at most this much work: those runs keep their leases and
+# are run again.
 WRITE_LINGER_S = 0.1
 
 
