@@ -132,11 +132,20 @@ async def claim_runs(
 
 
 async def renew_leases(store: Store, owner: str, *, lease_s: float = DEFAULT_LEASE_S) -> int:
-    """Push the expiry of every run ``owner`` holds a lease ahead; the number renewed."""
+    """Push the expiry of every run ``owner`` holds a lease ahead; the number renewed.
+
+    A run a store write has locked is skipped, not waited for: the write is finishing it
+    (or, should it fail, the lease still has two thirds of its time until the next beat).
+    Waiting could deadlock: the renewal holds the rows it has updated while it waits, and
+    with two write transactions in flight the second may be waiting for one of those.
+    """
+    mine = select(Run.id).where(Run.lease_owner == owner, Run.status == "running")
+    if store.dialect == "postgresql":
+        mine = mine.with_for_update(skip_locked=True)
     async with store.transaction() as session:
         result = await session.execute(
             update(Run)
-            .where(Run.lease_owner == owner, Run.status == "running")
+            .where(Run.id.in_(mine.scalar_subquery()))
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
             .execution_options(synchronize_session=False)
         )
