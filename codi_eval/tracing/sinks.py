@@ -57,6 +57,7 @@ class StoreSink:
             max_pending
         )
         self._workers: list[asyncio.Task[None]] = []
+        self._gathering = asyncio.Lock()
         self.outage_s = outage_s
         self.batches_written = 0
         self.trees_written = 0
@@ -88,15 +89,18 @@ class StoreSink:
     async def _run(self) -> None:
         # Group commit: take whatever queued up while the previous write ran. Under load the
         # batches grow by themselves; a lone trace is written at once, with no linger.
+        # One writer gathers at a time (the others are writing): two lingering at once would
+        # split what one gathering would take into two half-sized batches.
         while True:
-            batch = [await self._queue.get()]
-            if self.max_delay_s:
-                await asyncio.sleep(self.max_delay_s)
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
+            async with self._gathering:
+                batch = [await self._queue.get()]
+                if self.max_delay_s:
+                    await asyncio.sleep(self.max_delay_s)
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
             try:
                 await self._write(batch)
             finally:
