@@ -47,10 +47,10 @@ async def _copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[st
     columns = list(rows[0])
     # A JSON value goes as its JSON text: the COPY turns text into JSONB as it would the
     # Jsonb adapter's output, without a Python dumper call per value (a third of the COPY).
-    is_json = [
-        isinstance(table.c[c].type.dialect_impl(conn.dialect), postgresql.JSONB) for c in columns
+    pairs = [
+        (c, isinstance(table.c[c].type.dialect_impl(conn.dialect), postgresql.JSONB))
+        for c in columns
     ]
-    pairs = list(zip(columns, is_json, strict=True))
     dumps = orjson.dumps
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
