@@ -22,11 +22,10 @@ import uuid
 from pathlib import Path
 
 from codi_eval.analysis.cells import cell_results
-from codi_eval.experiments.runner import WRITE_LINGER_S, Runner, prepare
+from codi_eval.experiments.runner import Runner, prepare
 from codi_eval.experiments.spec import load_spec
 from codi_eval.settings import Settings
 from codi_eval.store.engine import Store
-from codi_eval.tracing import StoreSink
 from tests.benchmarks.bench_runner import CELLS
 from tests.benchmarks.bench_runner_compare import ROOT, Databases, make_dataset, write_spec
 
@@ -40,14 +39,9 @@ async def measure(db: str, spec_path: Path, writers: int | None) -> None:
         prepared = await prepare(store, spec, settings)
         ran = time.perf_counter()
         print(f"prepare {ran - start:.2f} s")
-        sink = (
-            None
-            if writers is None
-            else StoreSink(
-                store, wait_for_commit=False, max_delay_s=WRITE_LINGER_S, writers=writers
-            )
-        )
-        runner = Runner(store, spec, prepared, settings=settings, sink=sink)
+        runner = Runner(store, spec, prepared, settings=settings)
+        if writers is not None:
+            runner.sink.writers = writers  # the runner's own sink; its writers start on use
 
         async def monitor() -> None:
             cpu, wall = time.process_time(), time.perf_counter()
